@@ -1,0 +1,21 @@
+"""cnnkit: convolutional neural networks end to end — build, train, transfer, explain, export.
+
+The same verbs as the `cnnkit` command:
+
+    >>> import cnnkit
+    >>> run = cnnkit.train(data="digits", epochs=5)          # doctest: +SKIP
+    >>> model = cnnkit.load(run.run_dir)                      # doctest: +SKIP
+    >>> cnnkit.predict(run.run_dir, ["seven.png"])            # doctest: +SKIP
+"""
+
+from .api import RunResult, evaluate, load, predict, train
+from .errors import CnnkitError
+from .models import create_model, list_models
+from .train.config import TrainConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CnnkitError", "RunResult", "TrainConfig", "__version__", "create_model", "evaluate",
+    "list_models", "load", "predict", "train",
+]

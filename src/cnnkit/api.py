@@ -1,0 +1,263 @@
+"""The public functions behind every verb: train, evaluate, predict, load.
+
+Each CLI verb is a thin shell over one of these; nothing the CLI does is out of
+reach from Python. They orchestrate the folders (data -> models -> train ->
+report) and own the run directory layout of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.dataset import DataSplits, ImageArrays, load_dataset
+from .data.images import load_image
+from .data.loader import TensorLoader
+from .device import pick_device
+from .errors import CnnkitError
+from .fileio import read_json, read_yaml, write_json, write_yaml
+from .models.bundle import BundleMeta, load_bundle, save_bundle
+from .models.registry import create_model
+from .train.config import TrainConfig
+from .train.progress import EpochPrinter
+from .train.recipes import apply_recipe
+from .train.rundir import find_run, new_run_dir, point_latest, write_metrics
+from .train.trainer import Trainer
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.summary["test_accuracy"]
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def bundle_meta(model: nn.Module, data: DataSplits, summary: dict | None = None) -> BundleMeta:
+    return BundleMeta(
+        architecture=getattr(model, "cnnkit_arch", {}),
+        input_shape=list(data.input_shape),
+        class_names=list(data.class_names),
+        mean=list(data.mean),
+        std=list(data.std),
+        summary=summary or {},
+    )
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(
+    config: TrainConfig | dict | None = None,
+    *,
+    resume: str | Path | None = None,
+    live: bool | None = None,
+    log=print,
+    **overrides: Any,
+) -> RunResult:
+    """Train a model and write a run directory; returns its path and summary.
+
+    Examples:
+        >>> import cnnkit
+        >>> run = cnnkit.train(data="digits", epochs=3)          # doctest: +SKIP
+        >>> run.summary["test_accuracy"]                         # doctest: +SKIP
+    """
+    if resume is not None:
+        run_dir = find_run(resume)
+        config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
+        log(f"resuming {run_dir}")
+    else:
+        if isinstance(config, dict):
+            config = TrainConfig.from_dict(config)
+        config = (config or TrainConfig()).updated(**overrides)
+    config.validate()
+
+    t_load = time.perf_counter()
+    data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
+                        fraction=config.fraction, seed=config.seed)
+    load_seconds = time.perf_counter() - t_load
+    config = apply_recipe(config, data.name)
+    config.validate()
+    seed_everything(config.seed, config.deterministic)
+    device = pick_device(config.device)
+    model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
+
+    if resume is None:
+        run_dir = new_run_dir(config.out, data.name, config.name)
+        write_yaml(run_dir / "config.yaml", config.to_dict())
+        point_latest(run_dir)
+    log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images "
+        f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes (loaded in {load_seconds:.1f}s)")
+    log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
+        f"run directory {run_dir}")
+
+    def save(m: nn.Module, folder: Path) -> None:
+        save_bundle(m, folder, bundle_meta(model, data, {"dataset": data.name}))
+
+    class MetricsWriter:
+        def on_epoch_end(self, trainer: Trainer, result) -> None:
+            write_metrics(run_dir, trainer.state.history)
+
+    printer = EpochPrinter(config.epochs, live=live, write=log)
+    trainer = Trainer(model, data, config, device, run_dir, callbacks=[printer, MetricsWriter()],
+                      save_bundle=save)
+    if resume is not None:
+        trainer.resume()
+        log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
+    state = trainer.fit()
+
+    # Test with the best weights (chosen on validation, never on test).
+    best, _ = load_bundle(run_dir / "best", device=device)
+    test_loader = trainer.eval_loader(data.test)
+    logits, labels = trainer.predict(test_loader, model=best)
+    test_loss = nn.functional.cross_entropy(logits, labels).item()
+    predictions = logits.argmax(1)
+    test_accuracy = (predictions == labels).float().mean().item()
+    trained_images = sum(h["images_per_second"] * h["seconds"] for h in state.history)
+    summary = {
+        "test_accuracy": round(test_accuracy, 6),
+        "best_val_accuracy": round(state.best_val_accuracy, 6),
+        "test_loss": round(test_loss, 6),
+        "epochs": state.epoch,
+        "train_seconds": round(state.train_seconds, 3),
+        "images_per_second": round(trained_images / max(state.train_seconds, 1e-9), 1),
+        "dataset": data.name,
+        "model": config.model,
+        "parameters": count_parameters(model),
+        "train_images": len(data.train),
+        "val_images": len(data.val),
+        "test_images": len(data.test),
+        "skipped_files": len(data.skipped),
+        "device": str(device),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+        "seed": config.seed,
+    }
+    write_json(run_dir / "summary.json", summary)
+    # The bundles carry the final summary too, so a bundle copied elsewhere still says what it is.
+    for folder in ("best", "last"):
+        meta_path = run_dir / folder / "cnnkit.json"
+        meta = read_json(meta_path)
+        meta["summary"] = summary
+        write_json(meta_path, meta)
+    from .report.run import finish_report
+
+    finish_report(run_dir, summary, state.history, labels.cpu().numpy(), predictions.cpu().numpy(),
+                  data.class_names)
+    log(f"test accuracy {test_accuracy:.4f} (best val {state.best_val_accuracy:.4f}); "
+        f"{state.train_seconds:.1f}s training; results in {run_dir}")
+    return RunResult(run_dir, summary)
+
+
+# --------------------------------------------------------------------------- load / evaluate / predict
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a trained model from a bundle or run directory (no pickle); eval mode.
+
+    The bundle's description is on `model.cnnkit_meta` (class names, input shape, mean/std).
+    """
+    model, _ = load_bundle(path, device=device)
+    return model
+
+
+def evaluate(path: str | Path, data: str | None = None, *, out: str | Path | None = None,
+             device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 and a confusion matrix PNG on a test split."""
+    from .models.bundle import find_bundle
+    from .report.plots import plot_confusion_matrix
+    from .report.run import per_class_scores
+
+    dev = pick_device(device)
+    model, meta = load_bundle(path, device=dev)
+    name = data or meta.summary.get("dataset")
+    if not name:
+        raise CnnkitError("the bundle does not say which dataset it was trained on; pass --data NAME")
+    splits = load_dataset(name)
+    test = _fit_split(splits.test, meta)
+    loader = TensorLoader(test, batch_size=batch_size, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
+    logits, labels = _predict_all(model, loader)
+    predictions = logits.argmax(1).numpy()
+    labels_np = labels.numpy()
+    class_names = meta.class_names
+    if len(splits.class_names) != len(class_names):
+        raise CnnkitError(f"the model knows {len(class_names)} classes but {name} has "
+                          f"{len(splits.class_names)}; evaluate on the dataset it was trained on")
+    matrix, per_class = per_class_scores(labels_np, predictions, class_names)
+    out_dir = Path(out) if out else find_bundle(path).parent / "evaluate"
+    png = plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
+                                title=f"{name} test set")
+    result = {
+        "dataset": name,
+        "images": int(len(labels_np)),
+        "accuracy": float((predictions == labels_np).mean()),
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "confusion_matrix_png": str(png),
+    }
+    write_json(out_dir / "evaluation.json", result)
+    return result
+
+
+def _fit_split(split: ImageArrays, meta: BundleMeta) -> ImageArrays:
+    """Convert a split's images to the channels and size the model was trained on."""
+    images = split.images
+    c, h, w = meta.input_shape
+    if images.shape[1] != c:
+        images = images.float().mean(1, keepdim=True).round().to(torch.uint8) if c == 1 else images.expand(-1, c, -1, -1)
+    if tuple(images.shape[2:]) != (h, w):
+        images = torch.nn.functional.interpolate(images.float(), size=(h, w), mode="bilinear",
+                                                 antialias=True).round().clamp(0, 255).to(torch.uint8)
+    return ImageArrays(images.contiguous(), split.labels)
+
+
+@torch.no_grad()
+def _predict_all(model: nn.Module, loader: TensorLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    outputs, labels = [], []
+    for x, y in loader:
+        outputs.append(model(x).float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(outputs), torch.cat(labels)
+
+
+def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3,
+            device: str = "cpu") -> list[dict[str, Any]]:
+    """Top-k classes with probabilities for each image file, converted to the model's input."""
+    dev = pick_device(device)
+    model, meta = load_bundle(path, device=dev)
+    c, h, w = meta.input_shape
+    batch = torch.stack([load_image(p, c, (h, w)) for p in images]).to(dev)
+    loader = TensorLoader(ImageArrays(batch.cpu(), torch.zeros(len(batch), dtype=torch.long)),
+                          batch_size=64, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
+    logits, _ = _predict_all(model, loader)
+    probabilities = logits.softmax(1)
+    k = min(top_k, probabilities.shape[1])
+    values, indices = probabilities.topk(k, dim=1)
+    return [
+        {"image": str(p), "top": [{"class": meta.class_names[int(i)], "index": int(i),
+                                   "probability": round(float(v), 6)} for v, i in zip(vs, ix, strict=True)]}
+        for p, vs, ix in zip(images, values, indices, strict=True)
+    ]

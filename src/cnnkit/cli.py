@@ -1,0 +1,217 @@
+"""The `cnnkit` command: verbs -> public API. Parses, prints, sets exit codes; no logic of its own.
+
+A user error (CnnkitError) prints one or two lines and exits 2; `--debug` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from .errors import CnnkitError
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help_text: str, setup: Callable[[argparse.ArgumentParser], None]):
+    """Register a verb: `setup` adds its arguments, the decorated function does the work."""
+
+    def register(run: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = (help_text, setup, run)
+        return run
+
+    return register
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="dataset name or image folder (default: digits)")
+    p.add_argument("--model", help="registry name or layer spec (default: the dataset's recipe)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"])
+    p.add_argument("--warmup", type=float, help="share of the steps spent warming up")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--augment", help="augmentation preset (default: the dataset's)")
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--limit", type=int, help="first N training images only")
+    p.add_argument("--fraction", type=float, help="stratified share of the training images")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
+    p.add_argument("--deterministic", action="store_true", default=None)
+    p.add_argument("--out", help="folder for run directories (default: runs)")
+    p.add_argument("--name", help="run directory name")
+    p.add_argument("--config", help="a config.yaml to start from (flags override it)")
+    p.add_argument("--resume", metavar="RUN", help="continue a run that stopped (its own config is used)")
+
+
+TRAIN_FLAGS = (
+    "data", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup",
+    "label_smoothing", "augment", "val_fraction", "limit", "fraction", "seed", "device", "amp",
+    "channels_last", "compile", "grad_clip", "checkpoint_every", "deterministic", "out", "name",
+)
+
+
+def _train_setup(p):
+    _train_args(p)
+
+
+@command("train", "train a CNN on a dataset (default: digits) and write a run directory", _train_setup)
+def _train_run(args) -> int:
+    from .api import train
+    from .fileio import read_yaml
+    from .train.config import TrainConfig
+
+    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS}
+    if args.resume:
+        given = [k for k, v in overrides.items() if v is not None]
+        if given:
+            raise CnnkitError(f"--resume continues a run with its own config; drop --{given[0].replace('_', '-')}")
+        train(resume=args.resume)
+        return 0
+    config = TrainConfig.from_dict(read_yaml(args.config) or {}) if args.config else TrainConfig()
+    train(config, **overrides)
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate / predict
+
+
+def _evaluate_setup(p):
+    p.add_argument("model", metavar="RUN_OR_BUNDLE")
+    p.add_argument("--data", help="dataset (default: the one the model was trained on)")
+    p.add_argument("--out", help="folder for the confusion matrix and evaluation.json")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+@command("evaluate", "accuracy, per-class precision/recall/F1 and a confusion matrix on a test set", _evaluate_setup)
+def _evaluate_run(args) -> int:
+    from .api import evaluate
+
+    result = evaluate(args.model, args.data, out=args.out, device=args.device)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['dataset']} test set: {result['images']:,} images, accuracy {result['accuracy']:.4f}")
+    width = max(len(r["class"]) for r in result["per_class"])
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for r in result["per_class"]:
+        print(f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:5.4f}  {r['support']:7d}")
+    print(f"confusion matrix: {result['confusion_matrix_png']}")
+    return 0
+
+
+def _predict_setup(p):
+    p.add_argument("model", metavar="RUN_OR_BUNDLE")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+@command("predict", "top-k classes with probabilities for image files", _predict_setup)
+def _predict_run(args) -> int:
+    from .api import predict
+
+    for result in predict(args.model, args.images, top_k=args.top_k, device=args.device):
+        if args.json:
+            print(json.dumps(result))
+        else:
+            tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
+            print(f"{result['image']}: {tops}")
+    return 0
+
+
+# --------------------------------------------------------------------------- datasets / models
+
+
+def _datasets_setup(p):
+    p.add_argument("action", nargs="?", choices=["list", "info", "show"], default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--out", help="where `show` writes its PNG")
+
+
+@command("datasets", "the datasets of the guide, by level, and where each stands here", _datasets_setup)
+def _datasets_run(args) -> int:
+    from .data import catalog_view
+
+    if args.action == "list":
+        print(catalog_view.table())
+    elif not args.name:
+        raise CnnkitError(f"`cnnkit datasets {args.action}` needs a dataset name")
+    elif args.action == "info":
+        print(catalog_view.info(args.name))
+    else:
+        print(catalog_view.show(args.name, args.out))
+    return 0
+
+
+def _models_setup(p):
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'res*'")
+    p.add_argument("--source", help="only this source (builtin, tv, timm, ...)")
+
+
+@command("models", "the model registry: built-ins and other sources", _models_setup)
+def _models_run(args) -> int:
+    from .models import list_models
+
+    rows = list_models(args.pattern, args.source)
+    if not rows:
+        raise CnnkitError(f"no model matches {args.pattern!r}")
+    width = max(len(r[0]) for r in rows)
+    for name, source, description in rows:
+        print(f"{name:<{width}}  {source:<8}  {description}")
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnkit", allow_abbrev=False,
+        description="Convolutional neural networks end to end: build, train, transfer, explain, export.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (help_text, setup, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        setup(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.verb][2](args)
+    except CnnkitError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; a run can continue with `cnnkit train --resume RUN`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

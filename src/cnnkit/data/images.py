@@ -1,0 +1,59 @@
+"""Decoding one image file into the uint8 C x H x W tensor a model expects.
+
+Any PIL-readable file, any mode (L, LA, RGB, RGBA, P, CMYK, I;16, I, F), any size:
+converted to the model's channel count and resized to its input size. A file
+that is not an image, or is cut short, raises ImageError naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ImageError
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and float images (modes I;16, I, F) scaled into 0..255 by their own range."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return Image.fromarray(a.round().astype(np.uint8), mode="L")
+    return img
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image, or raise ImageError saying why it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not later
+            return _to_8bit(img.copy())
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path} is not a readable image ({e}); give a PNG or JPEG file") from e
+
+
+def convert_image(img: Image.Image, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """PIL image -> uint8 tensor channels x H x W, resized to size=(H, W) when given."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        background = Image.new("RGB", img.size, (255, 255, 255))  # flatten transparency onto white
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        img = background
+    img = img.convert("L" if channels == 1 else "RGB")
+    if size is not None and (img.height, img.width) != tuple(size):
+        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    array = np.asarray(img, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    if channels not in (1, 3):
+        raise ImageError(f"models with {channels} input channels cannot take image files")
+    return torch.from_numpy(array.copy())  # np.asarray of a PIL image is read-only
+
+
+def load_image(path: str | Path, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+    return convert_image(open_image(path), channels, size)

@@ -1,0 +1,97 @@
+"""The tensor path: batches by index from one uint8 tensor held on the training device.
+
+No worker processes and no per-image Python: each batch is an index into the
+whole split, converted to float, normalised and augmented in a handful of tensor
+ops. The order of an epoch comes from (seed, epoch) alone, and each batch's
+augmentation from (seed, epoch, batch), so a run resumed mid-epoch reproduces the
+original exactly. `rank`/`world_size` give each distributed process a disjoint
+slice of the same permutation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .augment import BatchAugment
+from .dataset import ImageArrays
+
+
+class TensorLoader:
+    def __init__(
+        self,
+        data: ImageArrays,
+        *,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        augment: BatchAugment | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.device = torch.device(device)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment if augment is not None and augment.active else None
+        self.seed = seed
+        self.drop_last = drop_last
+        self.channels_last = channels_last
+        self.rank, self.world_size = rank, world_size
+        c = self.images.shape[1]
+        mean_t = torch.tensor(mean, dtype=torch.float32).expand(c) if len(mean) == 1 else torch.tensor(mean)
+        std_t = torch.tensor(std, dtype=torch.float32).expand(c) if len(std) == 1 else torch.tensor(std)
+        # x_normalised = x_uint8 * scale + shift: one fused multiply-add per pixel.
+        self.scale = (1.0 / (255.0 * std_t)).view(1, c, 1, 1).to(self.device)
+        self.shift = (-mean_t / std_t).view(1, c, 1, 1).to(self.device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        n = len(self.labels)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        if self.world_size > 1:
+            # As DistributedSampler: pad to a multiple of the world size by repeating the
+            # first indices, so every rank runs the same number of steps and collectives match.
+            total = -(-n // self.world_size) * self.world_size
+            order = torch.cat([order, order[: total - n]])[self.rank :: self.world_size]
+        return order
+
+    def __len__(self) -> int:
+        n = len(self._indices())
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self._indices())
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate()
+
+    def iterate(self, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._indices().to(self.device)
+        for b in range(start_batch, len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.make_batch(idx, b)
+
+    def make_batch(self, idx: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.addcmul(self.shift, self.images[idx].float(), self.scale)
+        if self.augment is not None:
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 100_003 + batch_number)
+            x = self.augment(x, g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.labels[idx]

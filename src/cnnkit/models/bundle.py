@@ -1,0 +1,114 @@
+"""The bundle: a trained model in two files, `model.safetensors` and `cnnkit.json`.
+
+No pickle: the JSON names the architecture (a registry name, a source model or a
+layer spec) and the data it expects (input shape, class names, normalisation),
+and the weights are plain tensors. `load_bundle` rebuilds the model from these
+two files alone. Both files are written atomically; `cnnkit.json` is written
+last, so a folder without it is an unfinished bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import BundleError
+from ..fileio import atomic_path, read_json, write_json
+from .registry import rebuild
+
+FORMAT = "cnnkit-bundle"
+VERSION = 1
+WEIGHTS, META = "model.safetensors", "cnnkit.json"
+
+
+@dataclass
+class BundleMeta:
+    architecture: dict[str, Any]
+    input_shape: list[int]  # C, H, W the model was trained on
+    class_names: list[str]
+    mean: list[float]
+    std: list[float]
+    summary: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    version: int = VERSION
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.input_shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def save_bundle(model: nn.Module, folder: str | Path, meta: BundleMeta) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in _plain_state(model).items()}
+    with atomic_path(folder / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+    data = asdict(meta)
+    data["in_channels"] = meta.in_channels
+    data["num_classes"] = meta.num_classes
+    write_json(folder / META, data)
+    return folder
+
+
+def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict without the wrappers torch.compile and DDP add to names."""
+    inner = getattr(model, "_orig_mod", model)
+    inner = getattr(inner, "module", inner) if isinstance(inner, nn.parallel.DistributedDataParallel) else inner
+    return inner.state_dict()
+
+
+def find_bundle(path: str | Path) -> Path:
+    """A bundle folder, or the `best/` bundle of a run directory (or `runs/latest`)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise BundleError(f"{path} does not exist; give a run directory (runs/NAME) or a bundle folder")
+    for candidate in (path, path / "best", path / "last"):
+        if (candidate / META).is_file():
+            return candidate
+    raise BundleError(f"{path} is neither a cnnkit bundle (no {META}) nor a run directory with best/ or last/")
+
+
+def read_meta(folder: Path) -> BundleMeta:
+    try:
+        data = read_json(folder / META)
+    except (OSError, json.JSONDecodeError) as e:
+        raise BundleError(f"{folder / META} cannot be read ({e}); the bundle is damaged") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f"{folder / META} is not a cnnkit bundle description")
+    if data.get("version", 0) > VERSION:
+        raise BundleError(f"{folder} was written by a newer cnnkit (bundle version {data['version']}); upgrade cnnkit")
+    fields = {k: data[k] for k in BundleMeta.__dataclass_fields__ if k in data}
+    try:
+        return BundleMeta(**fields)
+    except TypeError as e:
+        raise BundleError(f"{folder / META} lacks a field: {e}") from e
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, BundleMeta]:
+    """Rebuild a model from a bundle or run directory; returns (model in eval mode, meta)."""
+    folder = find_bundle(path)
+    meta = read_meta(folder)
+    model = rebuild(meta.architecture, input_shape=tuple(meta.input_shape), num_classes=meta.num_classes)
+    try:
+        state = load_file(str(folder / WEIGHTS), device=str(device))
+    except (OSError, SafetensorError) as e:
+        raise BundleError(f"{folder / WEIGHTS} cannot be read ({e}); the bundle is damaged") from e
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise BundleError(f"{folder / WEIGHTS} does not fit the architecture in {META}: "
+                          f"{str(e).splitlines()[0]}") from e
+    model.to(device).eval()
+    model.cnnkit_meta = meta
+    return model, meta

@@ -1,0 +1,104 @@
+"""One model registry: a name (or a layer spec) -> a model for given channels and classes.
+
+Built-in architectures register with `@register_model`; other sources (torchvision,
+timm, saved bundles) plug in through `register_source` with a name prefix
+(`tv:resnet18`, `timm:resnet18.a1_in1k`). Every model carries `cnnkit_arch`, the
+plain-data record a bundle stores to rebuild it without pickle.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import ModelError
+from ..nn.model import SpecNet
+from ..nn.spec import looks_like_spec
+
+Shape = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    builder: Callable[..., nn.Module]  # builder(*, input_shape, num_classes) -> nn.Module
+    source: str = "builtin"
+    min_size: int = 1  # smallest input height/width it accepts
+
+
+_MODELS: dict[str, ModelEntry] = {}
+# prefix -> (factory(name, *, input_shape, num_classes, **kw), lister(pattern) -> [(name, description)])
+_SOURCES: dict[str, tuple[Callable[..., nn.Module], Callable[[str], list[tuple[str, str]]]]] = {}
+
+
+def register_model(name: str, description: str, *, min_size: int = 1):
+    """Decorator for a built-in architecture: builder(*, input_shape, num_classes)."""
+
+    def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _MODELS[name] = ModelEntry(name, description, builder, "builtin", min_size)
+        return builder
+
+    return add
+
+
+def register_source(prefix: str, factory, lister) -> None:
+    _SOURCES[prefix] = (factory, lister)
+
+
+def list_models(pattern: str = "*", source: str | None = None) -> list[tuple[str, str, str]]:
+    """[(name, source, description)] of the built-ins and every registered source."""
+    rows = [(e.name, e.source, e.description) for e in _MODELS.values()
+            if fnmatch.fnmatch(e.name, pattern) and source in (None, e.source)]
+    for prefix, (_, lister) in _SOURCES.items():
+        if source in (None, prefix):
+            rows += [(n, prefix, d) for n, d in lister(pattern)]
+    return rows
+
+
+def create_model(
+    name: str,
+    *,
+    input_shape: Shape,
+    num_classes: int,
+    **kwargs,
+) -> nn.Module:
+    """Build `name` (a registered name, `source:name`, or a layer spec) for the given data."""
+    name = name.strip()
+    if name in _MODELS:
+        model = _MODELS[name].builder(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+        model.cnnkit_arch = {"source": "builtin", "name": name, "kwargs": kwargs}
+        return model
+    prefix = name.split(":", 1)[0] if ":" in name else None
+    if prefix in _SOURCES:
+        model = _SOURCES[prefix][0](name.split(":", 1)[1], input_shape=tuple(input_shape),
+                                    num_classes=num_classes, **kwargs)
+        model.cnnkit_arch = {"source": prefix, "name": name.split(":", 1)[1], "kwargs": kwargs}
+        return model
+    if looks_like_spec(name):
+        model = SpecNet(name, input_shape, num_classes=num_classes)
+        model.cnnkit_arch = {"source": "spec", "name": model.spec}
+        return model
+    close = difflib.get_close_matches(name, list(_MODELS), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ModelError(
+        f"unknown model {name!r}.{hint} `cnnkit models` lists the built-ins and sources; "
+        "a layer spec such as 'conv32-3,relu,maxpool2,dense10' works too."
+    )
+
+
+def rebuild(arch: dict, *, input_shape: Shape, num_classes: int) -> nn.Module:
+    """Rebuild a model from the `cnnkit_arch` record stored in a bundle."""
+    source, name = arch.get("source"), arch.get("name")
+    if source == "spec":
+        return create_model(name, input_shape=input_shape, num_classes=num_classes)
+    if source == "builtin":
+        return create_model(name, input_shape=input_shape, num_classes=num_classes, **arch.get("kwargs", {}))
+    if source in _SOURCES:
+        return create_model(f"{source}:{name}", input_shape=input_shape, num_classes=num_classes,
+                            **arch.get("kwargs", {}))
+    raise ModelError(f"bundle names an unknown model source {source!r}; is an optional extra missing?")

@@ -1,0 +1,66 @@
+"""Training checkpoints: one file, written atomically, loaded with weights_only=True.
+
+It holds the model and optimizer states, the schedule's step, the grad scaler,
+the RNG states and the run's history, so that `--resume` continues exactly where
+the last checkpoint was taken. A damaged file names itself and what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import TrainingError
+from ..fileio import atomic_path
+
+VERSION = 1
+
+
+def _inner(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state) -> None:
+    payload = {
+        "version": VERSION,
+        "model": _inner(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "state": dataclasses.asdict(state),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, scaler):
+    from .trainer import TrainState
+
+    if not path.is_file():
+        raise TrainingError(f"no checkpoint at {path}: the run never finished an epoch "
+                            "(or --checkpoint-every steps); start it again without --resume")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:
+        raise TrainingError(f"{path} is damaged and cannot be resumed from ({e})") from e
+    if not isinstance(payload, dict) or payload.get("version") != VERSION:
+        raise TrainingError(f"{path} is not a cnnkit checkpoint of version {VERSION}")
+    try:
+        _inner(model).load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise TrainingError(f"{path} does not match this model or optimizer ({str(e).splitlines()[0]}); "
+                            "resume with the run's own config.yaml") from e
+    scheduler.load_state_dict(payload["scheduler"])
+    scaler.load_state_dict(payload["scaler"])
+    torch.set_rng_state(payload["rng_cpu"])
+    if payload["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng_cuda"])
+    return TrainState(**payload["state"])

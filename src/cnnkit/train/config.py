@@ -1,0 +1,77 @@
+"""The one config object of `cnnkit train`: every field with its default and unit.
+
+CLI flags and `--config run.yaml` both fill it; an unknown key is rejected with a
+suggestion. Fields left as None are filled from the dataset's recipe
+(train/recipes.py). The resolved config is saved as the run's `config.yaml`, so
+`cnnkit train --config runs/x/config.yaml` re-runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    data: str = "digits"  # catalog name, alias or image folder
+    model: str | None = None  # registry name or layer spec; None = the recipe's
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None  # peak learning rate of the schedule
+    optimizer: str = "adamw"  # adamw | sgd (Nesterov momentum 0.9)
+    weight_decay: float | None = None  # decoupled; never applied to norms and biases
+    schedule: str = "onecycle"  # onecycle | cosine | step | constant
+    warmup: float = 0.15  # share of all steps spent warming up (onecycle, cosine)
+    label_smoothing: float | None = None
+    augment: str | None = None  # augmentation preset; None = the dataset's
+    val_fraction: float = 0.1  # share of train held out for validation (stratified)
+    limit: int | None = None  # first N training images only
+    fraction: float | None = None  # stratified share of the training images
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # auto | bf16 | fp16 | off  (auto: bf16 on CUDA GPUs that have it)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the model
+    grad_clip: float | None = None  # max global gradient norm
+    checkpoint_every: int = 0  # also checkpoint every N steps (0 = only at epoch ends)
+    deterministic: bool = False
+    out: str = "runs"  # folder that holds the run directories
+    name: str | None = None  # run directory name; None = <data>-<date>-<time>
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown config key {key!r}{hint}")
+        return cls(**data)
+
+    def updated(self, **changes: Any) -> TrainConfig:
+        """A copy with the non-None `changes` applied."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size is None or self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr is None or self.lr > 0, "--lr must be positive"),
+            (self.optimizer in ("adamw", "sgd"), "--optimizer must be adamw or sgd"),
+            (self.schedule in ("onecycle", "cosine", "step", "constant"),
+             "--schedule must be onecycle, cosine, step or constant"),
+            (self.amp in ("auto", "bf16", "fp16", "off"), "--amp must be auto, bf16, fp16 or off"),
+            (0.0 <= self.warmup < 1.0, "--warmup is a share of the steps, in [0, 1)"),
+            (self.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)

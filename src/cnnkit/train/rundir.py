@@ -1,0 +1,55 @@
+"""The run directory: its name, the `latest` link, and the per-epoch metrics file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+from ..errors import BundleError
+from ..fileio import write_text
+
+METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                   "seconds", "images_per_second")
+
+
+def new_run_dir(out: str | Path, dataset: str, name: str | None = None) -> Path:
+    """runs/<name> or runs/<dataset>-<YYYYmmdd-HHMMSS>[-N]; never reuses an existing folder."""
+    out = Path(out)
+    base = name or f"{dataset.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = out / base, 2
+    while candidate.exists():
+        candidate, n = out / f"{base}-{n}", n + 1
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def point_latest(run_dir: Path) -> None:
+    """Make <out>/latest a relative symlink to run_dir, replacing the old one atomically."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(run_dir.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # no symlinks here (some Windows setups): a plain file naming the run
+        write_text(run_dir.parent / "latest.txt", run_dir.name + "\n")
+
+
+def find_run(path: str | Path) -> Path:
+    """A run directory given its path, or `runs/latest`."""
+    path = Path(path).expanduser()
+    if (path / "config.yaml").is_file():
+        return path.resolve()
+    raise BundleError(f"{path} is not a run directory (no config.yaml); give runs/NAME or runs/latest")
+
+
+def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRICS_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(run_dir / "metrics.csv", buffer.getvalue())

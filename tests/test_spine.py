@@ -1,0 +1,139 @@
+"""The spine end to end: train -> run directory -> load -> evaluate -> predict, and the CLI's errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnkit
+from cnnkit.cli import main
+from cnnkit.data import catalog
+from cnnkit.data.dataset import load_dataset
+from cnnkit.data.loader import TensorLoader
+from cnnkit.models import BundleMeta, create_model, save_bundle
+
+RUN_FILES = ["config.yaml", "metrics.csv", "summary.json", "report.md", "best/model.safetensors",
+             "best/cnnkit.json", "last/model.safetensors", "last/cnnkit.json", "last/checkpoint.pt",
+             "plots/curves.png", "plots/confusion_matrix.png"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return cnnkit.train(data="digits", epochs=6, out=str(out), log=lambda *_: None)
+
+
+def test_train_writes_the_run_directory(digits_run):
+    run = digits_run.run_dir
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    assert (run.parent / "latest").resolve() == run.resolve()
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("test_accuracy", "best_val_accuracy", "epochs", "train_seconds", "images_per_second",
+                "dataset", "model"):
+        assert key in summary
+    assert summary["epochs"] == 6 and summary["dataset"] == "digits"
+    assert summary["test_accuracy"] > 0.85
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,lr,train_loss") and len(rows) == 7
+
+
+def test_bundle_reload_gives_bit_identical_logits(digits_run):
+    data = load_dataset("digits")
+    model = cnnkit.load(digits_run.run_dir)
+    fresh = cnnkit.load(digits_run.run_dir / "best")
+    loader = TensorLoader(data.test, batch_size=128, mean=data.mean, std=data.std)
+    with torch.no_grad():
+        for x, _ in loader:
+            assert torch.equal(model(x), fresh(x))
+    # and the same weights as the model that was trained (best/ is what the trainer saved)
+    meta = model.cnnkit_meta
+    assert meta.class_names == [str(i) for i in range(10)] and meta.input_shape == [1, 8, 8]
+
+
+def test_save_and_load_roundtrip_is_bit_identical(tmp_path):
+    model = create_model("simple-cnn", input_shape=(1, 28, 28), num_classes=10).eval()
+    meta = BundleMeta(model.cnnkit_arch, [1, 28, 28], [str(i) for i in range(10)], [0.5], [0.5])
+    save_bundle(model, tmp_path / "b", meta)
+    again = cnnkit.load(tmp_path / "b")
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+
+
+def test_evaluate_reports_per_class_scores(digits_run, tmp_path):
+    result = cnnkit.evaluate(digits_run.run_dir, out=tmp_path)
+    assert result["images"] == 360
+    assert abs(result["accuracy"] - digits_run.summary["test_accuracy"]) < 1e-6
+    assert len(result["per_class"]) == 10
+    assert (tmp_path / "confusion_matrix.png").is_file()
+    assert np.array(result["confusion_matrix"]).sum() == 360
+
+
+@pytest.fixture
+def fashion_like_bundle(tmp_path):
+    model = create_model("simple-cnn", input_shape=(1, 28, 28), num_classes=10).eval()
+    names = list(catalog.get_info("fashion-mnist").class_names)
+    return save_bundle(model, tmp_path / "bundle", BundleMeta(model.cnnkit_arch, [1, 28, 28], names, [0.286], [0.353]))
+
+
+def test_predict_converts_an_rgb_jpeg_to_a_grey_28x28_model(fashion_like_bundle, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 255, (100, 100, 3), dtype=np.uint8)).save(path)
+    results = cnnkit.predict(fashion_like_bundle, [path], top_k=3)
+    assert len(results[0]["top"]) == 3
+    probs = [t["probability"] for t in results[0]["top"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+    assert main(["predict", str(fashion_like_bundle), str(path), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["top"][0]["class"] in catalog.get_info("fashion-mnist").class_names
+
+
+def test_predict_on_a_text_file_named_png_is_a_clear_error(fashion_like_bundle, tmp_path, capsys):
+    fake = tmp_path / "not-an-image.png"
+    fake.write_text("hello, I am text")
+    assert main(["predict", str(fashion_like_bundle), str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert "not-an-image.png" in err and "Traceback" not in err
+
+
+def test_missing_fashion_mnist_names_files_urls_and_folder(monkeypatch, offline_cache, capsys):
+    info = catalog.get_info("fashion-mnist")
+    monkeypatch.setitem(catalog._REGISTRY, "fashion-mnist", dataclasses.replace(info, system_paths=()))
+    assert main(["train", "--data", "fashion_mnist", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    for f in info.files:
+        assert f.name in err and f.urls[0] in err
+    assert str(offline_cache / "datasets" / "fashion-mnist") in err
+
+
+def test_unknown_dataset_and_model_suggest_names(capsys):
+    assert main(["train", "--data", "fashon-mnist"]) == 2
+    assert "fashion-mnist" in capsys.readouterr().err
+    assert main(["train", "--model", "simple-cn"]) == 2
+    assert "simple-cnn" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(cnnkit.CnnkitError):
+        main(["--debug", "train", "--data", "no-such-data"])
+
+
+def test_fashion_mnist_loads_from_the_system_copy(fashion_available):
+    data = load_dataset("fashion_mnist")
+    assert len(data.train) + len(data.val) == 60000 and len(data.test) == 10000
+    assert data.train.images.shape[1:] == (1, 28, 28) and data.train.images.dtype == torch.uint8
+    assert torch.bincount(data.test.labels).tolist() == [1000] * 10
+
+
+def test_cli_trains_fashion_mnist_subset(fashion_available, tmp_path):
+    assert main(["train", "--data", "fashion-mnist", "--epochs", "1", "--limit", "3000",
+                 "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
+    assert summary["train_images"] == 3000 and summary["test_accuracy"] > 0.6
