@@ -85,16 +85,36 @@ def train(
         >>> run = cnnkit.train(data="digits", epochs=3)          # doctest: +SKIP
         >>> run.summary["test_accuracy"]                         # doctest: +SKIP
     """
+    config, data, run_dir, device = start_run(config, resume=resume, log=log, **overrides)
+    model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
+        f"run directory {run_dir}")
+    trainer = make_trainer(model, data, config, device, run_dir, live=live, log=log)
     if resume is not None:
-        run_dir = find_run(resume)
+        trainer.resume()
+        log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
+    trainer.fit()
+    return finish_run(trainer, log=log)
+
+
+def start_run(
+    config: TrainConfig | dict | None,
+    *,
+    resume: str | Path | None = None,
+    log=print,
+    **overrides: Any,
+) -> tuple[TrainConfig, DataSplits, Path, torch.device]:
+    """Resolve the config, load the data, seed, pick the device and make (or find) the run directory."""
+    if resume is not None:
+        run_dir: Path | None = find_run(resume)
         config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
         log(f"resuming {run_dir}")
     else:
+        run_dir = None
         if isinstance(config, dict):
             config = TrainConfig.from_dict(config)
         config = (config or TrainConfig()).updated(**overrides)
     config.validate()
-
     t_load = time.perf_counter()
     data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
                         fraction=config.fraction, seed=config.seed)
@@ -103,36 +123,43 @@ def train(
     config.validate()
     seed_everything(config.seed, config.deterministic)
     device = pick_device(config.device)
-    model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
-
-    if resume is None:
+    if run_dir is None:
         run_dir = new_run_dir(config.out, data.name, config.name)
         write_yaml(run_dir / "config.yaml", config.to_dict())
         point_latest(run_dir)
     log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images "
         f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes (loaded in {load_seconds:.1f}s)")
-    log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
-        f"run directory {run_dir}")
+    return config, data, run_dir, device
+
+
+class MetricsWriter:
+    """Rewrites metrics.csv from the history after every epoch (atomically, so resume-safe)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def on_epoch_end(self, trainer: Trainer, result) -> None:
+        write_metrics(self.run_dir, trainer.state.history)
+
+
+def make_trainer(model: nn.Module, data: DataSplits, config: TrainConfig, device: torch.device,
+                 run_dir: Path, *, live: bool | None = None, log=print, **trainer_kwargs: Any) -> Trainer:
+    """A Trainer that saves best/ and last/ bundles, writes metrics.csv and prints progress."""
 
     def save(m: nn.Module, folder: Path) -> None:
         save_bundle(m, folder, bundle_meta(model, data, {"dataset": data.name}))
 
-    class MetricsWriter:
-        def on_epoch_end(self, trainer: Trainer, result) -> None:
-            write_metrics(run_dir, trainer.state.history)
-
     printer = EpochPrinter(config.epochs, live=live, write=log)
-    trainer = Trainer(model, data, config, device, run_dir, callbacks=[printer, MetricsWriter()],
-                      save_bundle=save)
-    if resume is not None:
-        trainer.resume()
-        log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
-    state = trainer.fit()
+    return Trainer(model, data, config, device, run_dir, callbacks=[printer, MetricsWriter(run_dir)],
+                   save_bundle=save, **trainer_kwargs)
 
-    # Test with the best weights (chosen on validation, never on test).
-    best, _ = load_bundle(run_dir / "best", device=device)
-    test_loader = trainer.eval_loader(data.test)
-    logits, labels = trainer.predict(test_loader, model=best)
+
+def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None,
+               sections: list[tuple[str, str]] = ()) -> RunResult:
+    """Test the best weights (chosen on validation, never on test); write summary, plots, report."""
+    data, config, run_dir, state = trainer.data, trainer.config, trainer.run_dir, trainer.state
+    best, _ = load_bundle(run_dir / "best", device=trainer.device)
+    logits, labels = trainer.predict(trainer.eval_loader(data.test), model=best)
     test_loss = nn.functional.cross_entropy(logits, labels).item()
     predictions = logits.argmax(1)
     test_accuracy = (predictions == labels).float().mean().item()
@@ -146,15 +173,16 @@ def train(
         "images_per_second": round(trained_images / max(state.train_seconds, 1e-9), 1),
         "dataset": data.name,
         "model": config.model,
-        "parameters": count_parameters(model),
+        "parameters": count_parameters(trainer.model),
         "train_images": len(data.train),
         "val_images": len(data.val),
         "test_images": len(data.test),
         "skipped_files": len(data.skipped),
-        "device": str(device),
+        "device": str(trainer.device),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "seed": config.seed,
+        **(extra_summary or {}),
     }
     write_json(run_dir / "summary.json", summary)
     # The bundles carry the final summary too, so a bundle copied elsewhere still says what it is.
@@ -166,7 +194,7 @@ def train(
     from .report.run import finish_report
 
     finish_report(run_dir, summary, state.history, labels.cpu().numpy(), predictions.cpu().numpy(),
-                  data.class_names)
+                  data.class_names, sections=sections)
     log(f"test accuracy {test_accuracy:.4f} (best val {state.best_val_accuracy:.4f}); "
         f"{state.train_seconds:.1f}s training; results in {run_dir}")
     return RunResult(run_dir, summary)

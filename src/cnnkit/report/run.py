@@ -27,10 +27,11 @@ def per_class_scores(labels: np.ndarray, predictions: np.ndarray,
 
 
 def finish_report(run_dir: Path, summary: dict, history: list[dict], labels: np.ndarray,
-                  predictions: np.ndarray, class_names: list[str]) -> Path:
+                  predictions: np.ndarray, class_names: list[str],
+                  sections: list[tuple[str, str]] = ()) -> Path:
     matrix, per_class = per_class_scores(labels, predictions, class_names)
     plots = run_dir / "plots"
     plot_curves(history, plots / "curves.png")
     plot_confusion_matrix(matrix, class_names, plots / "confusion_matrix.png",
                           title=f"{summary['dataset']} test set, accuracy {summary['test_accuracy']:.4f}")
-    return write_report(run_dir, summary, history, per_class)
+    return write_report(run_dir, summary, history, per_class, sections)

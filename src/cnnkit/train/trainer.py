@@ -80,6 +80,7 @@ class Trainer:
         *,
         callbacks: list | None = None,
         save_bundle: Callable[[nn.Module, Path], None] | None = None,
+        param_groups: list[dict] | None = None,
     ) -> None:
         self.config, self.device, self.run_dir, self.data = config, device, run_dir, data
         self.model = model.to(device)
@@ -90,7 +91,8 @@ class Trainer:
             shuffle=True, augment=self._augment(), seed=config.seed, channels_last=config.channels_last,
         )
         self.val_loader = self.eval_loader(data.val)
-        self.optimizer = make_optimizer(self.model, config)
+        # param_groups: e.g. discriminative learning rates for fine-tuning ({'params', 'lr'} dicts).
+        self.optimizer = make_optimizer(self.model, config, param_groups)
         self.total_steps = config.epochs * len(self.train_loader)
         self.scheduler = make_scheduler(self.optimizer, config, self.total_steps)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing or 0.0)
