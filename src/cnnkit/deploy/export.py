@@ -1,0 +1,168 @@
+"""Export a trained model to ONNX or TorchScript, with its preprocessing inside the file.
+
+ONNX goes through PyTorch's classic TorchScript-based exporter (`dynamo=False`)
+at opset 17: it is fast (a fraction of a second for small models, where the
+dynamo exporter takes seconds) and its graphs load in ONNX Runtime and in
+OpenCV DNN (4.9+ and 5.x). The batch dimension is dynamic. What a runtime
+needs to feed the model (input shape, channels, mean/std, class names) is stored
+as ONNX `metadata_props` (TorchScript: the `_extra_files` entry `cnnkit.json`).
+Every export checks itself: the file is read back, run beside PyTorch on a
+batch of two, and must agree within 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError, ModelError
+from ..fileio import atomic_path
+from ..models.bundle import BundleMeta, load_bundle
+from ..nn.model import SpecNet
+
+DEFAULT_OPSET = 17
+TOLERANCE = 1e-4  # max |exported - PyTorch|, relative to the largest logit when that is above 1
+FORMATS = ("onnx", "torchscript")
+META_KEY = "cnnkit"  # the one JSON entry; flat keys are written too for tools that read them
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    opset: int | None
+    differences: dict[str, float] = field(default_factory=dict)  # runtime -> max |output - PyTorch|
+    tolerance: float = TOLERANCE
+
+
+def preprocessing(meta: BundleMeta) -> dict:
+    """What a runtime must do to an image before the model sees it."""
+    c, h, w = (int(v) for v in meta.input_shape)
+    return {
+        "input_shape": [c, h, w],
+        "channels": c,
+        "color": "grayscale" if c == 1 else "rgb",
+        "scale": "pixel / 255",
+        "mean": [float(v) for v in meta.mean],
+        "std": [float(v) for v in meta.std],
+        "class_names": list(meta.class_names),
+        "input_name": "input",
+        "output": "logits",
+        "architecture": meta.architecture,
+        "layout": "NCHW",
+    }
+
+
+def _example(meta: BundleMeta, batch: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, *(int(v) for v in meta.input_shape), generator=g)
+
+
+def _allowed(reference: np.ndarray) -> float:
+    return TOLERANCE * max(1.0, float(np.abs(reference).max()))
+
+
+def export_onnx(model: nn.Module, meta: BundleMeta, path: str | Path, *, opset: int = DEFAULT_OPSET,
+                check: bool = True) -> ExportResult:
+    """Write `model` as ONNX with a dynamic batch size and the preprocessing as metadata."""
+    try:
+        import onnx
+    except ImportError as e:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'cnnkit[export]'") from e
+    path = Path(path)
+    model = model.eval().cpu()
+    x = _example(meta, 1)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the classic exporter announces its deprecation
+        torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        proto = onnx.load(str(tmp))
+        info = preprocessing(meta)
+        entries = {META_KEY: json.dumps(info)}
+        entries.update({k: json.dumps(info[k]) for k in ("input_shape", "mean", "std", "class_names")})
+        del proto.metadata_props[:]
+        for key, value in entries.items():
+            proto.metadata_props.add(key=key, value=value)
+        proto.producer_name = "cnnkit"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+    result = ExportResult(path, "onnx", opset)
+    if check:
+        verify(model, meta, result)
+    return result
+
+
+class _Traced(nn.Module):
+    """A plain wrapper: tracing probes every attribute of the top module, and a model's Python
+    properties (num_features, ...) need not survive that."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def export_torchscript(model: nn.Module, meta: BundleMeta, path: str | Path, *, check: bool = True) -> ExportResult:
+    """Write `model` as a traced TorchScript file with `cnnkit.json` among its extra files."""
+    path = Path(path)
+    model = model.eval().cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit announces its deprecation in favour of torch.export
+        # A SpecNet's forward is exactly its `layers` Sequential; tracing that skips the probing of
+        # the SpecNet's Python properties, which the tracer evaluates one by one.
+        target = model.layers if isinstance(model, SpecNet) else model
+        traced = torch.jit.trace(_Traced(target), _example(meta, 2), check_trace=False)
+        with atomic_path(path) as tmp:
+            torch.jit.save(traced, str(tmp), _extra_files={"cnnkit.json": json.dumps(preprocessing(meta))})
+    result = ExportResult(path, "torchscript", None)
+    if check:
+        verify(model, meta, result)
+    return result
+
+
+def verify(model: nn.Module, meta: BundleMeta, result: ExportResult) -> ExportResult:
+    """Run the exported file beside PyTorch on a batch of two; raise ModelError past the tolerance."""
+    from .runtimes import RUNTIMES_FOR, open_runtime
+
+    x = _example(meta, 2, seed=1)
+    with torch.no_grad():
+        reference = model(x).float().numpy()
+    allowed = _allowed(reference)
+    for name in RUNTIMES_FOR[result.format]:
+        runtime = open_runtime(result.path, name, missing_ok=True)
+        if runtime is None:
+            continue  # an optional runtime that is not installed
+        difference = float(np.abs(runtime.run(x.numpy()) - reference).max())
+        result.differences[name] = difference
+        if not difference <= allowed:
+            raise ModelError(f"the exported {result.path.name} disagrees with PyTorch in {name} by {difference:.2e} "
+                             f"(allowed {allowed:.1e}); the model uses an operation this export does not "
+                             "carry faithfully — try another --opset or --format torchscript")
+    result.tolerance = allowed
+    return result
+
+
+def export_model(model_path: str | Path, *, format: str = "onnx", out: str | Path | None = None,
+                 opset: int = DEFAULT_OPSET, check: bool = True) -> ExportResult:
+    """Export a run or bundle; the default file is `model.onnx` / `model.pt` beside the bundle."""
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; choose onnx or torchscript")
+    model, meta = load_bundle(model_path)
+    suffix = ".onnx" if format == "onnx" else ".pt"
+    from ..models.bundle import find_bundle
+
+    path = Path(out) if out else find_bundle(model_path) / f"model{suffix}"
+    if path.suffix != suffix:
+        raise ConfigError(f"a {format} file should end in {suffix}, got {path.name}")
+    if format == "onnx":
+        return export_onnx(model, meta, path, opset=opset, check=check)
+    return export_torchscript(model, meta, path, check=check)
