@@ -272,8 +272,16 @@ def _predict_all(model: nn.Module, loader: TensorLoader) -> tuple[torch.Tensor, 
 
 
 def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3,
-            device: str = "cpu") -> list[dict[str, Any]]:
-    """Top-k classes with probabilities for each image file, converted to the model's input."""
+            device: str = "cpu", runtime: str | None = None) -> list[dict[str, Any]]:
+    """Top-k classes with probabilities for each image file, converted to the model's input.
+
+    `runtime` onnxruntime or opencv (or a .onnx / TorchScript .pt file) goes through cnnkit.deploy;
+    None picks torch, or onnxruntime for a .onnx file.
+    """
+    if runtime not in (None, "torch") or Path(path).suffix in (".onnx", ".pt", ".ts", ".torchscript"):
+        from .deploy.runtimes import predict_images
+
+        return predict_images(path, images, runtime=runtime, top_k=top_k, device=device)
     dev = pick_device(device)
     model, meta = load_bundle(path, device=dev)
     c, h, w = meta.input_shape

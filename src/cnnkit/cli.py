@@ -121,13 +121,17 @@ def _predict_setup(p):
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--runtime", choices=["torch", "onnxruntime", "opencv"], default=None,
+                   help="run the model (a run, bundle, .onnx or TorchScript .pt file) in this runtime "
+                        "(default: torch; onnxruntime for a .onnx file)")
 
 
 @command("predict", "top-k classes with probabilities for image files", _predict_setup)
 def _predict_run(args) -> int:
     from .api import predict
 
-    for result in predict(args.model, args.images, top_k=args.top_k, device=args.device):
+    for result in predict(args.model, args.images, top_k=args.top_k, device=args.device,
+                          runtime=args.runtime):
         if args.json:
             print(json.dumps(result))
         else:
@@ -175,6 +179,77 @@ def _models_run(args) -> int:
     width = max(len(r[0]) for r in rows)
     for name, source, description in rows:
         print(f"{name:<{width}}  {source:<8}  {description}")
+    return 0
+
+
+# --------------------------------------------------------------------------- explain / export
+
+
+def _explain_setup(p):
+    p.add_argument("target", metavar="RUN_OR_BUNDLE|conv|pool",
+                   help="a run or bundle to explain, or `conv` / `pool` for a worked example on small numbers")
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="the image to explain (with a run or bundle)")
+    p.add_argument("--class", dest="class_", metavar="C", help="Grad-CAM for this class (index or name; default: top)")
+    p.add_argument("--out", help="output folder (default: RUN/explain/IMAGE-NAME, or explain-conv / explain-pool)")
+    p.add_argument("--max-maps", type=int, default=64, help="feature maps drawn per conv layer")
+    p.add_argument("--input", default=None, help="conv/pool: input size, e.g. 6x6")
+    p.add_argument("--kernel", type=int, default=None, help="conv/pool: kernel (window) size")
+    p.add_argument("--stride", type=int, default=None, help="conv/pool: stride (pool default: the window size)")
+    p.add_argument("--padding", type=int, default=0, help="conv/pool: padding on every side")
+    p.add_argument("--op", choices=["max", "avg"], default="max", help="pool: max or average")
+
+
+@command("explain", "look inside: feature maps, filters, Grad-CAM, a convolution worked by hand", _explain_setup)
+def _explain_run(args) -> int:
+    from pathlib import Path
+
+    from .explain import conv_demo, explain_model, pool_demo
+
+    if args.target in ("conv", "pool") and not Path(args.target).exists():
+        if args.image:
+            raise CnnkitError(f"`cnnkit explain {args.target}` takes no image; use --input, --kernel, --stride, --padding")
+        out = args.out or f"explain-{args.target}"
+        if args.target == "conv":
+            demo = conv_demo(args.input or "6x6", args.kernel or 3, args.stride or 1, args.padding, out=out)
+        else:
+            demo = pool_demo(args.input or "4x4", args.kernel or 2, args.stride, args.padding, args.op, out=out)
+        print(demo.text)
+        print(f"\n{len(demo.frames)} frames and an animation: {demo.gif}")
+        return 0
+    if not args.image:
+        raise CnnkitError("give an image to explain: cnnkit explain RUN_OR_BUNDLE IMAGE")
+    r = explain_model(args.target, args.image, class_=args.class_, out=args.out, max_maps=args.max_maps)
+    names = r.class_names
+    print(f"{args.image}: {names[r.predicted]} {r.probabilities[r.predicted]:.3f}")
+    for s in r.shapes:
+        print(f"  {s.name:<28} {s.kind:<18} {' x '.join(map(str, s.output_shape))}")
+    w = r.worked
+    print(f"{r.gradcam.layer} Grad-CAM for {names[r.gradcam.class_index]}; "
+          f"first conv value [{w.filter},{w.row},{w.col}] by hand {w.value:+.6f}, model {r.worked_actual:+.6f} "
+          f"(difference {r.worked_difference:.1e})")
+    print(f"pictures and explain.md in {r.out_dir}")
+    return 0
+
+
+def _export_setup(p):
+    p.add_argument("model", metavar="RUN_OR_BUNDLE")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", metavar="FILE", help="output file (default: model.onnx / model.pt in the bundle)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17 loads in OpenCV DNN 4.9+ and 5)")
+    p.add_argument("--no-check", action="store_true", help="skip running the export beside PyTorch")
+
+
+@command("export", "export a model to ONNX or TorchScript, preprocessing included, checked against PyTorch",
+         _export_setup)
+def _export_run(args) -> int:
+    from .deploy import export_model
+
+    result = export_model(args.model, format=args.format, out=args.out, opset=args.opset, check=not args.no_check)
+    size = result.path.stat().st_size / 1e6
+    print(f"wrote {result.path} ({result.format}{f', opset {result.opset}' if result.opset else ''}, "
+          f"{size:.2f} MB, dynamic batch size)")
+    for runtime, difference in result.differences.items():
+        print(f"  {runtime:<12} max |difference| from PyTorch {difference:.1e} (allowed {result.tolerance:.0e})")
     return 0
 
 
