@@ -60,8 +60,12 @@ PRESETS: dict[str, BatchAugment] = {
     "crop": BatchAugment(pad=2),
     "crop-flip": BatchAugment(pad=2, flip=True),
     "crop-flip-erase": BatchAugment(pad=2, flip=True, erase=8),
+    "crop4": BatchAugment(pad=4),  # SVHN, ASL: shifted, never mirrored
     "crop4-flip": BatchAugment(pad=4, flip=True),
     "crop4-flip-erase": BatchAugment(pad=4, flip=True, erase=12),
+    "crop8-flip": BatchAugment(pad=8, flip=True),  # ~128 px photos
+    "crop12-flip": BatchAugment(pad=12, flip=True),  # STL-10 at 96 px
+    "crop16-flip": BatchAugment(pad=16, flip=True),  # ImageNet / Places at 224 px
 }
 
 

@@ -25,6 +25,7 @@ class RemoteFile:
     md5: str | None = None  # of the file exactly as downloaded
     sha256: str | None = None
     size: int | None = None  # bytes, when the authors publish it
+    extracts_to: str = ""  # an archive: the folder it unpacks to (its presence counts as the file)
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,18 @@ class DatasetInfo:
     val_size: int | None = None
     homepage: str = ""
     license: str = ""
-    obtain: str = "manual"  # builtin | download | manual
+    obtain: str = "manual"  # builtin | download | manual | none (no pixels to train on)
     files: tuple[RemoteFile, ...] = ()
     system_paths: tuple[str, ...] = ()  # folders a system package installs the files to
     reader: str = ""  # key into data.dataset.READERS
     aliases: tuple[str, ...] = ()
     augment: str = "none"  # augmentation preset (data.augment.PRESETS)
-    mean: tuple[float, ...] = (0.5,)  # per-channel normalisation, on the 0-1 scale
-    std: tuple[float, ...] = (0.5,)
+    mean: tuple[float, ...] = ()  # per-channel normalisation on the 0-1 scale; () = computed
+    std: tuple[float, ...] = ()  # from the training split when loaded (no published statistics)
+    load_size: tuple[int, int] | None = None  # (H, W) variable-size images are resized to
+    parent: str = ""  # a variant (EMNIST split, CIFAR-100 coarse) names its main record
+    format: str = ""  # the on-disk format, in words
+    access: str = ""  # account or terms needed to get the files
     accuracy: tuple[tuple[str, str], ...] = ()  # (level, published result)
     manual_steps: str = ""  # what to do by hand when obtain == manual
     notes: str = ""
@@ -57,6 +62,14 @@ class DatasetInfo:
     @property
     def trainable(self) -> bool:
         return self.task == "classification" and bool(self.reader)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """C x H x W of the arrays the reader returns (after resizing variable-size images)."""
+        if self.load_size is not None:
+            channels = self.shape[0] if self.shape else 3
+            return (channels, *self.load_size)
+        return self.shape
 
 
 _REGISTRY: dict[str, DatasetInfo] = {}
@@ -101,73 +114,6 @@ def list_datasets() -> list[DatasetInfo]:
 
 # --------------------------------------------------------------------------- records
 
-register(
-    DatasetInfo(
-        name="digits",
-        title="scikit-learn digits (UCI optical digits, 8x8)",
-        level="builtin",
-        task="classification",
-        shape=(1, 8, 8),
-        num_classes=10,
-        class_names=tuple(str(i) for i in range(10)),
-        train_size=1797,
-        homepage="https://archive.ics.uci.edu/dataset/80",
-        license="CC BY 4.0",
-        obtain="builtin",
-        reader="digits",
-        augment="none",
-        mean=(0.3051,),
-        std=(0.3770,),
-        notes="Ships inside scikit-learn: 1,797 images, no official split (cnnkit makes a "
-        "stratified 70/10/20 train/val/test split with a fixed seed).",
-    )
-)
-
-_FASHION_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
-
-register(
-    DatasetInfo(
-        name="fashion-mnist",
-        title="Fashion-MNIST (Zalando)",
-        level="beginner",
-        task="classification",
-        shape=(1, 28, 28),
-        num_classes=10,
-        class_names=(
-            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-        ),
-        train_size=60000,
-        test_size=10000,
-        homepage="https://github.com/zalandoresearch/fashion-mnist",
-        license="MIT",
-        obtain="download",
-        files=tuple(
-            RemoteFile(n, tuple(u + n for u in _FASHION_URLS), md5=m, sha256=s, size=z)
-            for n, m, s, z in (
-                ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                 "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
-                ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe",
-                 "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515),
-                ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79",
-                 "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
-                ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310",
-                 "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148),
-            )
-        ),
-        system_paths=("/usr/share/datasets/fashion-mnist",),
-        reader="idx",
-        aliases=("fashion_mnist", "fashionmnist", "fmnist"),
-        augment="crop-flip",
-        mean=(0.2860,),
-        std=(0.3530,),
-        accuracy=(
-            ("human", "83.5%"),
-            ("simple CNN", "87.6%-91.6% (2 conv + pooling); ~93.4% (2 conv + BN)"),
-            ("ResNet-class", "ResNet18 94.9%; WRN-28-10 95.9%"),
-            ("best in the upstream table", "WRN40-4 96.7%"),
-        ),
-        notes="Debian's dataset-fashion-mnist package installs the four files, re-compressed "
-        "(their .gz checksums differ from upstream; the decompressed bytes are identical).",
-    )
-)
+# The records live in one module per level of the guide; importing them registers them
+# (after the definitions above, which they use).
+from . import catalog_builtin, catalog_level1, catalog_level2, catalog_level3  # noqa: E402,F401

@@ -5,91 +5,149 @@ from __future__ import annotations
 from pathlib import Path
 
 from .catalog import DatasetInfo, get_info, list_datasets
-from .sources import dataset_cache_dir
+from .sources import _present, dataset_cache_dir
 
 LEVELS = ("builtin", "beginner", "intermediate", "advanced")
 
 
 def availability(info: DatasetInfo) -> str:
+    """cached / system copy / downloadable / manual download / not a classification task yet."""
     if info.obtain == "builtin":
         return "built in"
+    if info.task != "classification":
+        return "not a classification task yet"
     if not info.trainable:
-        return f"{info.task}: not trainable yet"
-    names = [f.name for f in info.files]
-    if names and all((dataset_cache_dir(info.name) / n).exists() for n in names):
+        return "not supported yet (no reader)"
+    cache = dataset_cache_dir(info.name)
+    if info.files:
+        folders = [cache, *(dataset_cache_dir(info.parent) for _ in [0] if info.parent)]
+        if any(all(_present(f, r) for r in info.files) for f in folders):
+            return "cached"
+        if any(all(_present(Path(p), r) for r in info.files) for p in info.system_paths):
+            return "system copy"
+        if info.extra.get("expect") is None and info.obtain == "download":
+            return "downloadable"
+    expect = info.extra.get("expect", ("train",) if info.name == "places365" else ())
+    if any((cache / e).exists() for e in expect):
         return "cached"
-    if names and any(all((Path(p) / n).exists() for n in names) for p in info.system_paths):
-        return "system copy"
     return "downloadable" if info.obtain == "download" else "manual download"
 
 
+def _shape(i: DatasetInfo) -> str:
+    if i.shape:
+        return "x".join(map(str, i.shape))
+    return f"var->{i.load_size[0]}" if i.load_size else "variable"
+
+
+def _count(n: int | None) -> str:
+    return f"{n:,}" if isinstance(n, int) else "-"
+
+
 def table() -> str:
-    lines = []
+    lines = [f"  {'name':<22} {'task':<14} {'C x H x W':<10} {'classes':>7} {'train':>10} {'test':>8}  here"]
     for level in LEVELS:
         rows = [i for i in list_datasets() if i.level == level]
         if not rows:
             continue
         lines.append(f"{level}:")
         for i in rows:
-            shape = "x".join(map(str, i.shape)) if i.shape else "variable"
-            sizes = f"{i.train_size or '?':>9,}" if isinstance(i.train_size, int) else f"{'?':>9}"
-            test = f"{i.test_size:,}" if isinstance(i.test_size, int) else "-"
-            lines.append(f"  {i.name:<22} {i.task:<15} {shape:<10} {i.num_classes:>5} classes "
-                         f"{sizes} train {test:>7} test  {availability(i)}")
+            name = ("  " + i.name) if i.parent else i.name
+            lines.append(f"  {name:<22} {i.task:<14} {_shape(i):<10} {i.num_classes:>7,} {_count(i.train_size):>10} "
+                         f"{_count(i.test_size):>8}  {availability(i)}")
+    lines.append("`cnnkit datasets info NAME` tells how to obtain one; any image folder works too: "
+                 "cnnkit train --data ./folder")
     return "\n".join(lines)
 
 
 def info(name: str) -> str:
     i = get_info(name)
+    names = ""
+    if i.class_names:
+        shown = i.class_names if len(i.class_names) <= 50 else (*i.class_names[:20], "...")
+        names = ": " + ", ".join(shown)
+    splits = f"train {_count(i.train_size)}" + (f", val {_count(i.val_size)}" if i.val_size else "") \
+        + f", test {_count(i.test_size)}"
     lines = [
         f"{i.title} ({i.name})",
-        f"  level         {i.level}",
-        f"  task          {i.task}",
-        f"  image         {'x'.join(map(str, i.shape)) if i.shape else 'variable'} (C x H x W)",
-        f"  classes       {i.num_classes}" + (f": {', '.join(i.class_names)}" if 0 < len(i.class_names) <= 30 else ""),
-        f"  splits        train {i.train_size}, test {i.test_size}" + (f", val {i.val_size}" if i.val_size else ""),
-        f"  licence       {i.license or 'unconfirmed'}",
-        f"  homepage      {i.homepage}",
-        f"  availability  {availability(i)}",
+        f"  level          {i.level}",
+        f"  task           {i.task}",
+        f"  image          {'x'.join(map(str, i.shape)) if i.shape else 'variable size'} (C x H x W)"
+        + (f"; loaded at {i.load_size[0]}x{i.load_size[1]}" if i.load_size else ""),
+        f"  classes        {i.num_classes:,}{names}",
+        f"  splits         {splits}",
     ]
+    if i.format:
+        lines.append(f"  format         {i.format}")
+    lines += [
+        f"  licence        {i.license or 'unconfirmed'}",
+        f"  homepage       {i.homepage}",
+    ]
+    if i.access:
+        lines.append(f"  access         {i.access}")
+    if i.aliases:
+        lines.append(f"  aliases        {', '.join(i.aliases)}")
+    if i.parent:
+        lines.append(f"  variant of     {i.parent}")
+    if i.trainable:
+        norm = f"mean {i.mean} std {i.std}" if i.mean else "computed from the training split when loaded"
+        lines += [f"  normalisation  {norm}", f"  augmentation   {i.augment}", f"  reader         {i.reader}"]
+    lines.append(f"  here           {availability(i)}")
     if i.accuracy:
-        lines.append("  published accuracy:")
-        lines += [f"    {level:<26} {result}" for level, result in i.accuracy]
+        lines.append("  published accuracy (test set):")
+        lines += [f"    {level:<28} {result}" for level, result in i.accuracy]
+    cache = dataset_cache_dir(i.name)
     if i.files:
-        lines.append(f"  files (into {dataset_cache_dir(i.name)}):")
-        lines += [f"    {f.name}  {' | '.join(f.urls)}" for f in i.files]
+        lines.append(f"  files (downloaded to, or put by hand into, {cache}/):")
+        for f in i.files:
+            check = f"sha256 {f.sha256}" if f.sha256 else (f"md5 {f.md5}" if f.md5 else "no published checksum")
+            size = f", {f.size:,} bytes" if f.size else ""
+            lines.append(f"    {f.name}  ({check}{size})")
+            lines += [f"      {u}" for u in f.urls]
+        if i.system_paths:
+            lines.append(f"  system copy:   {', '.join(i.system_paths)}")
     if i.manual_steps:
-        lines.append(f"  how to obtain: {i.manual_steps}")
+        lines.append(f"  how to obtain: {i.manual_steps}.")
+        lines.append(f"  folder:        {cache}/")
+    if not i.trainable and i.obtain != "builtin":
+        lines.append("  training:      not supported yet (cnnkit trains image classifiers)")
     if i.notes:
         lines.append(f"  notes: {i.notes}")
     return "\n".join(lines)
 
 
-def show(name: str, out: str | None = None) -> str:
-    """Write a PNG grid with a few samples per class; returns its path."""
+def show(name: str, out: str | None = None, per_class: int = 8, max_classes: int = 20) -> str:
+    """Write a PNG grid with `per_class` training samples for each of the first classes; returns its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import torch
 
     from ..fileio import atomic_path
+    from .arrays import FileList
     from .dataset import load_dataset
 
     data = load_dataset(name)
-    per_class = 8
-    n = data.num_classes
-    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 0.9, n * 0.9 + 0.4), squeeze=False)
+    n = min(data.num_classes, max_classes)
     labels = data.train.labels
+    picks = [(labels == c).nonzero().flatten()[:per_class] for c in range(n)]
+    chosen = data.train.subset(torch.cat(picks)) if picks else data.train
+    if isinstance(chosen, FileList):
+        from .decode import decode_all
+
+        chosen, _ = decode_all(chosen)
+    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 0.9, n * 0.9 + 0.4), squeeze=False)
     for c in range(n):
-        index = (labels == c).nonzero().flatten()[:per_class]
+        rows = (chosen.labels == c).nonzero().flatten()
         for j in range(per_class):
             ax = axes[c][j]
             ax.axis("off")
-            if j < len(index):
-                img = data.train.images[index[j]]
-                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray")
+            if j < len(rows):
+                img = chosen.images[rows[j]]
+                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray", vmin=0, vmax=255)
         axes[c][0].set_title(data.class_names[c], fontsize=7, loc="left")
-    path = Path(out or ".") / f"{data.name}-samples.png"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in data.name)
+    path = Path(out or ".") / f"{safe}-samples.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")

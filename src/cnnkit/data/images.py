@@ -39,20 +39,31 @@ def open_image(path: str | Path) -> Image.Image:
         raise ImageError(f"{path} is not a readable image ({e}); give a PNG or JPEG file") from e
 
 
-def convert_image(img: Image.Image, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """PIL image -> uint8 tensor channels x H x W, resized to size=(H, W) when given."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        background = Image.new("RGB", img.size, (255, 255, 255))  # flatten transparency onto white
-        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
-        img = background
-    img = img.convert("L" if channels == 1 else "RGB")
-    if size is not None and (img.height, img.width) != tuple(size):
-        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    array = np.asarray(img, dtype=np.uint8)
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+def normalise_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Any mode -> "L" (channels=1) or "RGB" (channels=3); transparency flattened onto white."""
     if channels not in (1, 3):
         raise ImageError(f"models with {channels} input channels cannot take image files")
+    img = _to_8bit(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        background = Image.new("RGB", img.size, (255, 255, 255))  # flatten transparency onto white
+        rgba = img.convert("RGBA")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        img = background
+    return img.convert("L" if channels == 1 else "RGB")  # also CMYK, P, 1, YCbCr, ...
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    array = np.asarray(img, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return torch.from_numpy(array.copy())  # np.asarray of a PIL image is read-only
+
+
+def convert_image(img: Image.Image, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """PIL image -> uint8 tensor channels x H x W, resized to size=(H, W) when given."""
+    img = normalise_mode(img, channels)
+    if size is not None and (img.height, img.width) != tuple(size):
+        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return to_tensor(img)
 
 
 def load_image(path: str | Path, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -6,6 +6,9 @@ ops. The order of an epoch comes from (seed, epoch) alone, and each batch's
 augmentation from (seed, epoch, batch), so a run resumed mid-epoch reproduces the
 original exactly. `rank`/`world_size` give each distributed process a disjoint
 slice of the same permutation.
+
+`make_loader(split, ...)` returns a TensorLoader for ImageArrays and a
+streaming.StreamingLoader (same interface) for a FileList.
 """
 
 from __future__ import annotations
@@ -14,8 +17,48 @@ from collections.abc import Iterator
 
 import torch
 
+from .arrays import FileList, ImageArrays
 from .augment import BatchAugment
-from .dataset import ImageArrays
+
+
+def normaliser(mean, std, channels: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) with x_normalised = x_uint8 * scale + shift: one fused multiply-add per pixel."""
+    c = channels
+    mean_t = torch.tensor(mean, dtype=torch.float32).expand(c) if len(mean) == 1 else torch.tensor(mean)
+    std_t = torch.tensor(std, dtype=torch.float32).expand(c) if len(std) == 1 else torch.tensor(std)
+    scale = (1.0 / (255.0 * std_t)).view(1, c, 1, 1).to(device)
+    shift = (-mean_t / std_t).view(1, c, 1, 1).to(device)
+    return scale, shift
+
+
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """The sample order of one epoch, from (seed, epoch) alone; a rank's slice when distributed."""
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g)
+    else:
+        order = torch.arange(n)
+    if world_size > 1:
+        # As DistributedSampler: pad to a multiple of the world size by repeating the
+        # first indices, so every rank runs the same number of steps and collectives match.
+        total = -(-n // world_size) * world_size
+        order = torch.cat([order, order[: total - n]])[rank::world_size]
+    return order
+
+
+def make_loader(split: ImageArrays | FileList, **kwargs):
+    """The loader for a split: TensorLoader (in memory) or StreamingLoader (image files).
+
+    Keywords are TensorLoader's; streaming-only ones (num_workers, cache_dir, transform)
+    are ignored for a tensor split.
+    """
+    if isinstance(split, FileList):
+        from .streaming import StreamingLoader
+
+        return StreamingLoader(split, **kwargs)
+    for key in ("num_workers", "cache_dir", "transform"):
+        kwargs.pop(key, None)
+    return TensorLoader(split, **kwargs)
 
 
 class TensorLoader:
@@ -45,38 +88,23 @@ class TensorLoader:
         self.drop_last = drop_last
         self.channels_last = channels_last
         self.rank, self.world_size = rank, world_size
-        c = self.images.shape[1]
-        mean_t = torch.tensor(mean, dtype=torch.float32).expand(c) if len(mean) == 1 else torch.tensor(mean)
-        std_t = torch.tensor(std, dtype=torch.float32).expand(c) if len(std) == 1 else torch.tensor(std)
-        # x_normalised = x_uint8 * scale + shift: one fused multiply-add per pixel.
-        self.scale = (1.0 / (255.0 * std_t)).view(1, c, 1, 1).to(self.device)
-        self.shift = (-mean_t / std_t).view(1, c, 1, 1).to(self.device)
+        self.scale, self.shift = normaliser(mean, std, self.images.shape[1], self.device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _indices(self) -> torch.Tensor:
-        n = len(self.labels)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(n, generator=g)
-        else:
-            order = torch.arange(n)
-        if self.world_size > 1:
-            # As DistributedSampler: pad to a multiple of the world size by repeating the
-            # first indices, so every rank runs the same number of steps and collectives match.
-            total = -(-n // self.world_size) * self.world_size
-            order = torch.cat([order, order[: total - n]])[self.rank :: self.world_size]
-        return order
+        return epoch_order(len(self.labels), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
 
     def __len__(self) -> int:
-        n = len(self._indices())
+        n = self.num_samples
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
     def num_samples(self) -> int:
-        return len(self._indices())
+        n = len(self.labels) if hasattr(self, "labels") else len(self.files)
+        return -(-n // self.world_size) if self.world_size > 1 else n
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate()

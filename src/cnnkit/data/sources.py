@@ -2,24 +2,33 @@
 
 Look-up order: `$CNNKIT_HOME/datasets/<name>/` (default `~/.cache/cnnkit`), then the
 folders a system package installs to, then the authors' mirrors. Downloads resume
-from a partial file, are checked against the published checksum, and only then
-are moved into place; a file that fails the check is removed. With no network
-(or `CNNKIT_OFFLINE=1`), the error names each missing file, its URLs and the
-folder to put it in.
+from a partial file (HTTP Range), are checked against the published size and
+checksum, and only then are moved into place; a file that fails the check is
+removed and the next mirror is tried. Archives are unpacked with path checks (no
+absolute names, no `..`, no links that leave the folder). With no network (or
+`CNNKIT_OFFLINE=1`), the error names each missing file, its URLs, its checksum
+and the folder to put it in. Manual (Kaggle, registration) datasets get the same
+kind of message with the steps to follow.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import shutil
+import sys
+import tarfile
 import urllib.error
 import urllib.request
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 from ..errors import DatasetError, DatasetNotFound
 from .catalog import DatasetInfo, RemoteFile
 
 CHUNK = 1 << 20
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError)
 
 
 def cnnkit_home() -> Path:
@@ -35,48 +44,83 @@ def offline() -> bool:
 
 
 def _present(folder: Path, file: RemoteFile) -> Path | None:
-    """The file as distributed, or already decompressed by the user."""
-    for candidate in (folder / file.name, folder / file.name.removesuffix(".gz")):
-        if candidate.is_file():
+    """The file as distributed, already decompressed by the user, or already unpacked."""
+    candidates = [folder / file.name, folder / file.name.removesuffix(".gz")]
+    if file.extracts_to:
+        candidates.append(folder / file.extracts_to)
+    for candidate in candidates:
+        if candidate.exists():
             return candidate
     return None
 
 
 def locate(info: DatasetInfo, download: bool = True) -> dict[str, Path]:
-    """Return {file name: path} for every file of `info`, downloading what is missing."""
+    """Return {file name: path} for every file of `info`, downloading what is missing.
+
+    A path may be the unpacked folder of an archive (`RemoteFile.extracts_to`); readers
+    call `unpacked()` to get the folder either way.
+    """
     cache = dataset_cache_dir(info.name)
-    for folder in (cache, *map(Path, info.system_paths)):
-        found = {f.name: _present(folder, f) for f in info.files}
-        if all(found.values()):
+    files = list(info.files)
+    for folder in (cache, *map(Path, info.system_paths), *_parent_folders(info)):
+        found = {f.name: _present(folder, f) for f in files}
+        if files and all(found.values()):
             return found  # type: ignore[return-value]
-    found = {f.name: _present(cache, f) for f in info.files}
-    missing = [f for f in info.files if found[f.name] is None]
+    found = {f.name: _present(cache, f) for f in files}
+    missing = [f for f in files if found[f.name] is None]
     errors: list[str] = []
-    if download and not offline():
+    if missing and download and not offline():
         for f in missing:
             try:
                 found[f.name] = fetch(f, cache)
             except DatasetError as e:
                 errors.append(str(e))
-        missing = [f for f in info.files if found[f.name] is None]
+        missing = [f for f in files if found[f.name] is None]
     if missing:
         raise DatasetNotFound(missing_message(info, missing, cache, errors))
     return found  # type: ignore[return-value]
 
 
+def _parent_folders(info: DatasetInfo) -> list[Path]:
+    """A variant (cifar-100-coarse, emnist-letters) reuses the files its main record downloaded."""
+    return [dataset_cache_dir(info.parent)] if info.parent else []
+
+
 def missing_message(info: DatasetInfo, missing: list[RemoteFile], cache: Path, errors=()) -> str:
-    lines = [f"{info.title}: {len(missing)} file(s) missing and could not be downloaded."]
-    lines += [f"  ({e})" for e in errors[:2]]
-    lines.append(f"Put these files in {cache}/ :")
+    why = "no network access (CNNKIT_OFFLINE is set)" if offline() else "the download failed"
+    lines = [f"{info.title}: {len(missing)} file(s) missing and could not be downloaded ({why})."]
+    lines += [f"  ({e})" for e in list(errors)[:2]]
+    lines.append(f"Download these files and put them in {cache}/ :")
     for f in missing:
-        check = f"sha256 {f.sha256}" if f.sha256 else (f"md5 {f.md5}" if f.md5 else "no checksum")
-        lines.append(f"  {f.name}  from {' or '.join(f.urls)}  ({check})")
+        check = [f"sha256 {f.sha256}"] if f.sha256 else []
+        check += [f"md5 {f.md5}"] if f.md5 else []
+        size = f", {f.size:,} bytes" if f.size else ""
+        lines.append(f"  {f.name}  from {' or '.join(f.urls)}  ({', '.join(check) or 'no published checksum'}{size})")
     if info.system_paths:
         lines.append(f"or install the system copy into {', '.join(info.system_paths)}"
-                     + (" (Debian: apt-get install dataset-fashion-mnist)"
-                        if info.name == "fashion-mnist" else ""))
+                     + (" (Debian: apt-get install dataset-fashion-mnist)" if info.name == "fashion-mnist" else ""))
     lines.append("(CNNKIT_HOME moves the cache folder.)")
     return "\n".join(lines)
+
+
+def manual_root(info: DatasetInfo) -> Path:
+    """The folder holding a manually downloaded dataset, or DatasetNotFound with the steps."""
+    cache = dataset_cache_dir(info.name)
+    expect = tuple(info.extra.get("expect", ()))
+    for folder in (cache, *map(Path, info.system_paths)):
+        if any((folder / e).exists() for e in expect) or (not expect and folder.is_dir() and any(folder.iterdir())):
+            return folder
+    layout = " or ".join(f"{cache}/{e}" for e in expect) or f"{cache}/"
+    raise DatasetNotFound(
+        f"{info.title} cannot be downloaded automatically ({info.access or 'manual download'}).\n"
+        f"  1. Get it from {info.homepage}\n"
+        f"  2. {info.manual_steps or 'unpack it into the folder below'}.\n"
+        f"  Folder: {cache}/  (expected: {layout})\n"
+        f"  Or train on any folder directly: cnnkit train --data /path/to/folder"
+    )
+
+
+# --------------------------------------------------------------------------- verify and fetch
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -91,7 +135,7 @@ def verify(path: Path, file: RemoteFile) -> None:
     """Raise DatasetError (and delete the file) when size or checksum differ from the record."""
     problems = []
     if file.size is not None and path.stat().st_size != file.size:
-        problems.append(f"{path.stat().st_size} bytes, expected {file.size}")
+        problems.append(f"{path.stat().st_size:,} bytes, expected {file.size:,}")
     for algorithm in ("sha256", "md5"):
         expected = getattr(file, algorithm)
         if expected and not problems:
@@ -105,30 +149,137 @@ def verify(path: Path, file: RemoteFile) -> None:
                            "it was removed, run the command again to download it afresh")
 
 
-def fetch(file: RemoteFile, folder: Path, timeout: float = 30.0) -> Path:
-    """Download `file` into `folder`, resuming a `.part` file, trying each mirror in turn."""
+def fetch(file: RemoteFile, folder: Path, timeout: float = 30.0, attempts: int = 3, log=None) -> Path:
+    """Download `file` into `folder`: resume a `.part` file, verify, try each mirror in turn.
+
+    A transfer cut short is resumed from where it stopped (up to `attempts` times per
+    mirror, as long as each attempt makes progress); a file that fails its checksum is
+    removed and the next mirror tried.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     target, part = folder / file.name, folder / (file.name + ".part")
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     reasons = []
     for url in file.urls:
-        try:
-            _download(url, part, timeout)
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            reasons.append(f"{url}: {getattr(e, 'reason', e)}")
+        log(f"downloading {file.name} from {url}")
+        done = False
+        for _ in range(attempts):
+            before = part.stat().st_size if part.exists() else 0
+            try:
+                _download(url, part, timeout, file.size)
+                done = True
+                break
+            except urllib.error.HTTPError as e:
+                reasons.append(f"{url}: HTTP {e.code}")
+                break  # the server said no: another try will not change its mind
+            except _NETWORK_ERRORS as e:
+                reasons.append(f"{url}: {getattr(e, 'reason', None) or e!r}")
+                if not part.exists() or part.stat().st_size <= before:
+                    break  # no progress: go to the next mirror
+        if not done:
             continue
         os.replace(part, target)
-        verify(target, file)
+        try:
+            verify(target, file)
+        except DatasetError as e:
+            reasons.append(str(e))
+            continue
         return target
     raise DatasetError(f"could not download {file.name}: " + "; ".join(reasons))
 
 
-def _download(url: str, part: Path, timeout: float) -> None:
+def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
     start = part.stat().st_size if part.exists() else 0
+    if size is not None and start >= size:
+        if start == size:
+            return  # complete already; verify() decides whether it is right
+        part.unlink()
+        start = 0
     request = urllib.request.Request(url, headers={"User-Agent": "cnnkit"})
     if start:
         request.add_header("Range", f"bytes={start}-")
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        resumed = start and response.status == 206
+        resumed = bool(start) and response.status == 206
+        expected = response.headers.get("Content-Length")
+        written = 0
         with open(part, "ab" if resumed else "wb") as out:
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
+                written += len(block)
+        if expected is not None and written < int(expected):
+            raise http.client.IncompleteRead(b"", int(expected) - written)
+
+
+# --------------------------------------------------------------------------- archives
+
+
+def unpacked(path: Path, file: RemoteFile) -> Path:
+    """The folder (or file) an archive unpacks to, unpacking it once, safely, next to it."""
+    folder = path.parent
+    if path.name != file.name:  # found already unpacked
+        return path
+    target = folder / file.extracts_to if file.extracts_to else folder
+    if file.extracts_to and target.exists():
+        return target
+    extract(path, folder)
+    if file.extracts_to and not target.exists():
+        raise DatasetError(f"{path} did not unpack to {file.extracts_to}; is it the right archive?")
+    return target
+
+
+def _check_member(archive: Path, name: str) -> None:
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or (pure.parts and pure.parts[0].endswith(":")):
+        raise DatasetError(f"{archive} holds an unsafe path {name!r} (absolute or with '..'); not unpacking it")
+
+
+def extract(archive: Path, folder: Path) -> None:
+    """Unpack a .tar(.gz) or .zip into `folder`, refusing paths and links that leave it.
+
+    Unpacks into a temporary folder first, then moves the top-level entries into
+    place, so an interrupted extraction never looks complete.
+    """
+    tmp = folder / f".unpacking-{archive.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                for info in z.infolist():
+                    _check_member(archive, info.filename)
+                    if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                        raise DatasetError(f"{archive} holds a symbolic link {info.filename!r}; not unpacking it")
+                z.extractall(tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as t:
+                for member in t.getmembers():
+                    _check_member(archive, member.name)
+                    if member.issym() or member.islnk():
+                        link = PurePosixPath(member.name).parent / member.linkname if member.issym() \
+                            else PurePosixPath(member.linkname)
+                        if PurePosixPath(member.linkname).is_absolute() or _escapes(link):
+                            raise DatasetError(f"{archive} holds a link {member.name!r} -> {member.linkname!r} "
+                                               "that leaves the folder; not unpacking it")
+                    elif not (member.isfile() or member.isdir()):
+                        raise DatasetError(f"{archive} holds a special file {member.name!r}; not unpacking it")
+                t.extractall(tmp, filter="data")
+        else:
+            raise DatasetError(f"{archive} is neither a zip nor a tar archive; delete it and fetch it again")
+        for entry in tmp.iterdir():
+            dest = folder / entry.name
+            if dest.exists():
+                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+            os.replace(entry, dest)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
+        raise DatasetError(f"{archive} is damaged ({e}); delete it and fetch it again") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _escapes(path: PurePosixPath) -> bool:
+    depth = 0
+    for part in path.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return True
+    return False

@@ -1,0 +1,120 @@
+"""Decoding a FileList into ImageArrays: threads, JPEG draft mode, bad files skipped, decoded cache.
+
+Unreadable or truncated files are skipped with a warning and returned by name
+(the run report counts them); with `strict=True` the first one raises
+DatasetError. Variable-size images are resized so the shorter side fits, then
+centre-cropped (the usual "resize + centre crop" of ImageNet evaluation). The
+decoded arrays can be cached under `$CNNKIT_HOME/decoded/`, keyed by the files'
+names, sizes and modification times, so the second run skips JPEG decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DatasetError
+from .arrays import FileList, ImageArrays
+from .images import normalise_mode
+
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+class DataWarning(UserWarning):
+    """Something in the data was left out (an unreadable image, an empty class folder)."""
+
+
+def fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize so the image covers `size` (H, W), then crop the centre."""
+    h, w = size
+    if (img.height, img.width) == (h, w):
+        return img
+    scale = max(h / img.height, w / img.width)
+    new_w, new_h = max(w, round(img.width * scale)), max(h, round(img.height * scale))
+    img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top = (new_w - w) // 2, (new_h - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
+def decode_file(path: str, size: tuple[int, int], channels: int, box=None) -> np.ndarray:
+    """One image file -> uint8 C x H x W array. Raises one of DECODE_ERRORS when it cannot."""
+    with Image.open(path) as img:
+        if img.format == "JPEG" and box is None:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers the target.
+            scale = max(size[0] / img.height, size[1] / img.width)
+            img.draft("L" if channels == 1 else "RGB", (int(img.width * scale) + 1, int(img.height * scale) + 1))
+        img.load()  # decode now: a truncated file fails here
+        if box is not None:
+            img = img.crop(box)
+        img = fit(normalise_mode(img, channels), size)
+        array = np.asarray(img, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _cache_key(files: FileList) -> str:
+    h = hashlib.sha1(json.dumps([files.size, files.channels, files.boxes]).encode())
+    for p in files.paths:
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def decode_all(files: FileList, *, strict: bool = False, cache_dir: Path | None = None,
+               threads: int | None = None) -> tuple[ImageArrays, list[str]]:
+    """Decode every file; returns (arrays of the readable ones, names of the skipped ones)."""
+    n = len(files)
+    cache_file = None
+    if cache_dir is not None and n:
+        cache_file = cache_dir / f"{_cache_key(files)}.npz"
+        if cache_file.is_file():
+            with np.load(cache_file) as z:
+                return _assemble(files, z["images"], z["ok"], z["errors"].tolist(), strict)
+    images = np.zeros((n, files.channels, *files.size), dtype=np.uint8)
+    ok = np.zeros(n, dtype=bool)
+    errors = [""] * n
+
+    def work(i: int) -> None:
+        box = files.boxes[i] if files.boxes is not None else None
+        try:
+            images[i] = decode_file(files.paths[i], files.size, files.channels, box)
+            ok[i] = True
+        except DECODE_ERRORS as e:
+            errors[i] = f"{type(e).__name__}: {e}"
+
+    threads = threads or min(4, os.cpu_count() or 1)
+    if threads > 1 and n > 64:
+        with ThreadPoolExecutor(threads) as pool:  # PIL decodes with the GIL released
+            list(pool.map(work, range(n), chunksize=64))
+    else:
+        for i in range(n):
+            work(i)
+    if cache_file is not None:
+        from ..fileio import atomic_path
+
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
+            np.savez(f, images=images, ok=ok, errors=np.array(errors))
+    return _assemble(files, images, ok, errors, strict)
+
+
+def _assemble(files: FileList, images: np.ndarray, ok: np.ndarray, errors: list[str],
+              strict: bool) -> tuple[ImageArrays, list[str]]:
+    bad = np.flatnonzero(~ok)
+    skipped = [files.paths[i] for i in bad]
+    if len(bad):
+        first = f"{files.paths[bad[0]]} ({errors[bad[0]]})"
+        if strict:
+            raise DatasetError(f"unreadable image {first}; remove it or run without --strict to skip "
+                               "unreadable files")
+        warnings.warn(f"skipped {len(bad)} unreadable image(s), e.g. {first}", DataWarning, stacklevel=3)
+        keep = np.flatnonzero(ok)
+        return ImageArrays(torch.from_numpy(images[keep]), files.labels[torch.from_numpy(keep)]), skipped
+    return ImageArrays(torch.from_numpy(images), files.labels.clone()), skipped
