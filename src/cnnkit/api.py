@@ -26,6 +26,7 @@ from .errors import CnnkitError
 from .fileio import read_json, read_yaml, write_json, write_yaml
 from .models.bundle import BundleMeta, load_bundle, save_bundle
 from .models.registry import create_model
+from .train import distributed
 from .train.config import TrainConfig
 from .train.progress import EpochPrinter
 from .train.recipes import apply_recipe
@@ -85,6 +86,7 @@ def train(
         >>> run = cnnkit.train(data="digits", epochs=3)          # doctest: +SKIP
         >>> run.summary["test_accuracy"]                         # doctest: +SKIP
     """
+    log = distributed.main_only(log)  # [distributed] only rank 0 prints
     config, data, run_dir, device = start_run(config, resume=resume, log=log, **overrides)
     model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
     log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
@@ -93,7 +95,8 @@ def train(
     if resume is not None:
         trainer.resume()
         log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
-    trainer.fit()
+    with distributed.supervise(trainer):  # [distributed] a lost peer -> TrainingError saying how to resume
+        trainer.fit()
     return finish_run(trainer, log=log)
 
 
@@ -105,6 +108,7 @@ def start_run(
     **overrides: Any,
 ) -> tuple[TrainConfig, DataSplits, Path, torch.device]:
     """Resolve the config, load the data, seed, pick the device and make (or find) the run directory."""
+    log = distributed.main_only(log)  # [distributed] only rank 0 prints
     if resume is not None:
         run_dir: Path | None = find_run(resume)
         config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
@@ -122,11 +126,13 @@ def start_run(
     config = apply_recipe(config, data.name)
     config.validate()
     seed_everything(config.seed, config.deterministic)
-    device = pick_device(config.device)
-    if run_dir is None:
+    device = distributed.init(config.device)  # [distributed] = pick_device, + process group under torchrun
+    if run_dir is None and distributed.is_main():  # [distributed] rank 0 makes it, the others get its path
         run_dir = new_run_dir(config.out, data.name, config.name)
         write_yaml(run_dir / "config.yaml", config.to_dict())
         point_latest(run_dir)
+    run_dir = distributed.broadcast_object(run_dir)
+    config = distributed.scale_lr(config, log)  # [distributed] --scale-lr; config.yaml keeps the base lr
     log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images "
         f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes (loaded in {load_seconds:.1f}s)")
     return config, data, run_dir, device
@@ -139,7 +145,8 @@ class MetricsWriter:
         self.run_dir = run_dir
 
     def on_epoch_end(self, trainer: Trainer, result) -> None:
-        write_metrics(self.run_dir, trainer.state.history)
+        if distributed.is_main():  # [distributed] only rank 0 writes
+            write_metrics(self.run_dir, trainer.state.history)
 
 
 def make_trainer(model: nn.Module, data: DataSplits, config: TrainConfig, device: torch.device,
@@ -147,9 +154,11 @@ def make_trainer(model: nn.Module, data: DataSplits, config: TrainConfig, device
     """A Trainer that saves best/ and last/ bundles, writes metrics.csv and prints progress."""
 
     def save(m: nn.Module, folder: Path) -> None:
-        save_bundle(m, folder, bundle_meta(model, data, {"dataset": data.name}))
+        if distributed.is_main():  # [distributed] only rank 0 writes
+            save_bundle(m, folder, bundle_meta(model, data, {"dataset": data.name}))
 
-    printer = EpochPrinter(config.epochs, live=live, write=log)
+    printer = EpochPrinter(config.epochs, live=live if distributed.is_main() else False,
+                           write=distributed.main_only(log))  # [distributed] rank 0 prints
     return Trainer(model, data, config, device, run_dir, callbacks=[printer, MetricsWriter(run_dir)],
                    save_bundle=save, **trainer_kwargs)
 
@@ -158,6 +167,7 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
                sections: list[tuple[str, str]] = ()) -> RunResult:
     """Test the best weights (chosen on validation, never on test); write summary, plots, report."""
     data, config, run_dir, state = trainer.data, trainer.config, trainer.run_dir, trainer.state
+    distributed.barrier()  # [distributed] rank 0 has written best/ before anyone reads it
     best, _ = load_bundle(run_dir / "best", device=trainer.device)
     logits, labels = trainer.predict(trainer.eval_loader(data.test), model=best)
     test_loss = nn.functional.cross_entropy(logits, labels).item()
@@ -182,8 +192,11 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "seed": config.seed,
+        **distributed.summary_fields(config),  # [distributed] processes, global batch size
         **(extra_summary or {}),
     }
+    if not distributed.is_main():  # [distributed] test metrics are global; only rank 0 writes
+        return RunResult(run_dir, summary)
     write_json(run_dir / "summary.json", summary)
     # The bundles carry the final summary too, so a bundle copied elsewhere still says what it is.
     for folder in ("best", "last"):

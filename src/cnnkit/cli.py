@@ -56,12 +56,18 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="run directory name")
     p.add_argument("--config", help="a config.yaml to start from (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue a run that stopped (its own config is used)")
+    # [distributed] see docs/distributed.md; under torchrun --batch-size is per process
+    p.add_argument("--nproc", type=int, help="start N training processes on this machine through torchrun")
+    p.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm across GPUs (distributed)")
+    p.add_argument("--scale-lr", action="store_true", default=None,
+                   help="multiply --lr by the number of processes (linear scaling rule)")
 
 
 TRAIN_FLAGS = (
     "data", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup",
     "label_smoothing", "augment", "val_fraction", "limit", "fraction", "seed", "device", "amp",
     "channels_last", "compile", "grad_clip", "checkpoint_every", "deterministic", "out", "name",
+    "sync_bn", "scale_lr",  # [distributed]
 )
 
 
@@ -76,6 +82,10 @@ def _train_run(args) -> int:
     from .train.config import TrainConfig
 
     overrides = {k: getattr(args, k) for k in TRAIN_FLAGS}
+    if args.nproc:  # [distributed] re-run this same command under torchrun, N processes
+        from .train.distributed import launch, relaunch_args
+
+        return launch(args.nproc, relaunch_args(args, (*TRAIN_FLAGS, "config", "resume", "debug")))
     if args.resume:
         given = [k for k, v in overrides.items() if v is not None]
         if given:

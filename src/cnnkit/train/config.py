@@ -37,6 +37,8 @@ class TrainConfig:
     amp: str = "auto"  # auto | bf16 | fp16 | off  (auto: bf16 on CUDA GPUs that have it)
     channels_last: bool = False
     compile: bool = False  # torch.compile the model
+    sync_bn: bool = False  # distributed: SyncBatchNorm across GPUs (train/distributed.py)
+    scale_lr: bool = False  # distributed: linear scaling rule, lr x number of processes (global batch)
     grad_clip: float | None = None  # max global gradient norm
     checkpoint_every: int = 0  # also checkpoint every N steps (0 = only at epoch ends)
     deterministic: bool = False

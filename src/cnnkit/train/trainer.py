@@ -24,6 +24,7 @@ from torch import nn
 from ..data.dataset import DataSplits
 from ..data.loader import TensorLoader
 from ..errors import TrainingError
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .optim import make_optimizer, make_scheduler
@@ -54,6 +55,7 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     partial: dict = field(default_factory=dict)  # running sums of a half-done epoch
+    world_size: int = 1  # processes that wrote step_in_epoch (distributed resume remaps it)
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -86,9 +88,12 @@ class Trainer:
         self.model = model.to(device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # [distributed] under torchrun: optional SyncBatchNorm, then DDP; `net` is self.model otherwise.
+        self.model, net = distributed.wrap_model(self.model, device, sync_bn=config.sync_bn)
         self.train_loader = TensorLoader(
             data.train, batch_size=config.batch_size, mean=data.mean, std=data.std, device=device,
             shuffle=True, augment=self._augment(), seed=config.seed, channels_last=config.channels_last,
+            **distributed.shard(),  # [distributed] this rank's disjoint slice of each epoch
         )
         self.val_loader = self.eval_loader(data.val)
         # param_groups: e.g. discriminative learning rates for fine-tuning ({'params', 'lr'} dicts).
@@ -98,7 +103,7 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing or 0.0)
         self.amp = amp_dtype(config, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.forward = torch.compile(net) if config.compile else net
         self.state = TrainState()
         self.callbacks = list(callbacks or [])
         self.save_bundle = save_bundle
@@ -111,7 +116,8 @@ class Trainer:
 
     def eval_loader(self, split) -> TensorLoader:
         return TensorLoader(split, batch_size=max(512, self.config.batch_size), mean=self.data.mean,
-                            std=self.data.std, device=self.device, channels_last=self.config.channels_last)
+                            std=self.data.std, device=self.device, channels_last=self.config.channels_last,
+                            **distributed.shard())  # [distributed] predict() gathers the shards back
 
     def fire(self, event: str, *args) -> None:
         """Call `event` (on_epoch_start, on_step, on_epoch_end) on every callback that has it."""
@@ -127,11 +133,14 @@ class Trainer:
         return self.run_dir / "last" / "checkpoint.pt"
 
     def save_checkpoint(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler, self.scaler, self.state)
+        state = distributed.checkpoint_state(self.state)  # [distributed] all ranks: global counters
+        if distributed.is_main():  # [distributed] only rank 0 writes
+            save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler, self.scaler, state)
 
     def resume(self) -> None:
         self.state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler,
                                      self.scaler)
+        distributed.adapt_resumed_state(self)  # [distributed] map steps to this world size
 
     # ------------------------------------------------------------------ the loop
 
@@ -152,6 +161,7 @@ class Trainer:
                 self.save_bundle(self.model, self.run_dir / "last")
             self.save_checkpoint()
             self.fire("on_epoch_end", result)
+            self.stop_training = distributed.any_rank(self.stop_training)  # [distributed] stop together
         return self.state
 
     def train_epoch(self, epoch: int) -> EpochResult:
@@ -180,6 +190,7 @@ class Trainer:
         elapsed = time.perf_counter() - tic
         sums["seconds"] += elapsed
         self.state.train_seconds += elapsed
+        sums = distributed.end_of_epoch(self.model, sums)  # [distributed] global counters, same BN stats
         seen = max(sums["seen"], 1)
         return EpochResult(
             epoch=epoch + 1, lr=self.optimizer.param_groups[0]["lr"],
@@ -220,7 +231,8 @@ class Trainer:
                 outputs.append(model(x).float())
             labels.append(y)
         self.model.train(was_training)
-        return torch.cat(outputs), torch.cat(labels)
+        # [distributed] each rank predicted its shard; gather the whole split back, in order
+        return distributed.gather_split(torch.cat(outputs), torch.cat(labels), loader)
 
     def evaluate(self, loader: TensorLoader) -> tuple[float, float]:
         logits, labels = self.predict(loader)
