@@ -22,6 +22,7 @@ from cnnkit.deploy import (
     predict_images,
     preprocess,
 )
+from cnnkit.deploy.export import verify
 from cnnkit.errors import ConfigError, ModelError
 from cnnkit.models.bundle import BundleMeta, save_bundle
 from cnnkit.models.registry import create_model
@@ -142,6 +143,16 @@ def test_export_and_predict_cli(bundle_and_images, tmp_path, capsys):
     assert main(["predict", str(out), str(images[0]), "--runtime", "torch"]) == 2
     assert "ONNX file" in capsys.readouterr().err
     assert main(["export", str(folder), "--out", str(tmp_path / "model.bin")]) == 2
+
+
+def test_an_export_that_disagrees_with_pytorch_is_refused(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("simple-cnn", input_shape=(1, 28, 28), num_classes=10).eval()
+    meta = _meta(model, (1, 28, 28), 10)
+    result = export_onnx(model, meta, tmp_path / "m.onnx")
+    other = create_model("simple-cnn", input_shape=(1, 28, 28), num_classes=10).eval()  # other weights
+    with pytest.raises(ModelError, match="disagrees with PyTorch in onnxruntime"):
+        verify(other, meta, result)
 
 
 def test_foreign_onnx_files_and_bad_paths_give_clear_errors(tmp_path):
