@@ -99,15 +99,19 @@ class SpecNet(nn.Module):
         layers = as_layers(spec)
         shapes = infer_shapes(layers, input_shape)
         if num_classes is not None:
-            if not isinstance(layers[-1], Dense):
+            # The classifier is a last dense layer, optionally followed by softmax (as the guide
+            # draws it); a spec without one gets dense{num_classes} appended.
+            tail = layers[-2] if layers[-1] == Activation("softmax") and len(layers) > 1 else layers[-1]
+            if not isinstance(tail, Dense):
                 layers.append(Dense(num_classes))
                 shapes.append((num_classes,))
-            elif layers[-1].units != num_classes:
+            elif tail.units != num_classes:
                 raise ShapeError(
-                    f"the spec ends in {layers[-1].token()} but the data has {num_classes} classes; "
+                    f"the spec ends in {tail.token()} but the data has {num_classes} classes; "
                     f"end it with dense{num_classes} or leave the last dense layer out"
                 )
         self.spec_layers = layers
+        self.spec_tokens: dict[str, str] = {}
         self.input_shape = tuple(input_shape)
         modules: OrderedDict[str, nn.Module] = OrderedDict()
         counts: dict[str, int] = {}
@@ -116,12 +120,24 @@ class SpecNet(nn.Module):
             if isinstance(layer, Dense) and len(shape) == 3:
                 modules[f"flatten{counts.get('flatten', 0) + 1}"] = nn.Flatten()
                 counts["flatten"] = counts.get("flatten", 0) + 1
-            modules[layer_name(layer, counts)] = make_module(layer, shape)
+            name = layer_name(layer, counts)
+            modules[name] = make_module(layer, shape)
+            self.spec_tokens[name] = layer.token()  # for summaries: module name -> its spec token
             shape = out_shape
         self.layers = nn.Sequential(modules)
         self.output_shape = shape
         dense_names = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
         self.classifier_name = dense_names[-1] if dense_names else None
+
+    @property
+    def block_groups(self) -> list[str]:
+        """Names (for `get_submodule`) of the layers that hold weights, input to output.
+
+        The transfer-learning strategies freeze and unfreeze by these groups, as they do
+        with resnet-small's stem/layer1/.../head; a spec net's groups are its own layers.
+        """
+        return [f"layers.{name}" for name, module in self.layers.named_children()
+                if any(True for _ in module.parameters())]
 
     @property
     def spec(self) -> str:
@@ -137,7 +153,7 @@ class SpecNet(nn.Module):
         return head.in_features if isinstance(head, nn.Linear) else int(self.output_shape[0])
 
     def get_classifier(self) -> nn.Module:
-        return self.layers[self.classifier_name] if self.classifier_name else nn.Identity()
+        return getattr(self.layers, self.classifier_name) if self.classifier_name else nn.Identity()
 
     def _split(self) -> int:
         names = list(self.layers._modules)
@@ -160,10 +176,11 @@ class SpecNet(nn.Module):
         """A fresh last dense layer with `num_classes` outputs (transfer learning)."""
         if self.classifier_name is None:
             raise ShapeError("this spec has no dense layer to replace")
-        old = self.layers[self.classifier_name]
+        old = getattr(self.layers, self.classifier_name)
         new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
         self.layers._modules[self.classifier_name] = new
         index = max(i for i, layer in enumerate(self.spec_layers) if isinstance(layer, Dense))
         self.spec_layers[index] = Dense(num_classes, bias=old.bias is not None)
-        if index == len(self.spec_layers) - 1:
+        self.spec_tokens[self.classifier_name] = self.spec_layers[index].token()
+        if all(isinstance(layer, (Activation, Dropout)) for layer in self.spec_layers[index + 1 :]):
             self.output_shape = (num_classes,)

@@ -21,6 +21,7 @@ layer by layer and names the layer whose output would be empty.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -32,16 +33,43 @@ Pair = tuple[int, int]
 Shape = tuple[int, ...]  # (C, H, W) for images, (N,) after flatten
 
 
+def _int(v: Any) -> int:
+    try:
+        ok = not isinstance(v, bool) and int(v) == v
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise SpecError(f"expected a whole number, got {v!r}")
+    return int(v)
+
+
 def _pair(v: int | tuple[int, int] | list[int]) -> Pair:
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise SpecError(f"expected one number or two (height, width), got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+        return _int(v[0]), _int(v[1])
+    return _int(v), _int(v)
 
 
 def _fmt_pair(p: Pair) -> str:
     return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+def _norm(v: int | tuple[int, int] | list[int]) -> int | Pair:
+    """One canonical value per size, so that spec -> text -> spec gives equal layers:
+    (3, 3) and [3, 3] become 3, (3, 5) stays a tuple."""
+    h, w = _pair(v)
+    return h if h == w else (h, w)
+
+
+def _fmt_float(x: float) -> str:
+    """Shortest text that reads back as the same float: 0.3, 0.01, 1e-05, 0."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)  # normalising a frozen dataclass in __post_init__
 
 
 def conv_output_size(n: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
@@ -94,15 +122,20 @@ class Conv(Layer):
     kind: ClassVar[str] = "conv"
 
     def __post_init__(self) -> None:
+        _set(self, "filters", _int(self.filters))
+        _set(self, "groups", _int(self.groups))
         if self.filters < 1:
             raise SpecError(f"conv needs at least one filter, got {self.filters}")
         for name in ("kernel", "stride", "dilation"):
             if min(_pair(getattr(self, name))) < 1:
                 raise SpecError(f"conv {name} must be >= 1, got {getattr(self, name)!r}")
+            _set(self, name, _norm(getattr(self, name)))
         if isinstance(self.padding, str) and self.padding not in ("same", "valid"):
             raise SpecError(f"conv padding must be same, valid or a number, got {self.padding!r}")
-        if not isinstance(self.padding, str) and min(_pair(self.padding)) < 0:
-            raise SpecError(f"conv padding must be >= 0, got {self.padding!r}")
+        if not isinstance(self.padding, str):
+            if min(_pair(self.padding)) < 0:
+                raise SpecError(f"conv padding must be >= 0, got {self.padding!r}")
+            _set(self, "padding", "valid" if _pair(self.padding) == (0, 0) else _norm(self.padding))
         if self.groups < 1 or self.filters % self.groups:
             raise SpecError(f"conv filters ({self.filters}) must be a multiple of groups ({self.groups})")
 
@@ -154,10 +187,14 @@ class Activation(Layer):
     def __post_init__(self) -> None:
         if self.name not in self.NAMES:
             raise SpecError(f"unknown activation {self.name!r}; choose from {', '.join(self.NAMES)}")
+        if self.name == "leaky_relu" and not 0.0 <= self.slope < 1.0:
+            raise SpecError(f"leaky_relu slope must be in [0, 1), got {self.slope}")
+        # The slope means nothing to the other activations; one value keeps equality exact.
+        _set(self, "slope", float(self.slope) if self.name == "leaky_relu" else 0.01)
 
     def token(self) -> str:
         if self.name == "leaky_relu" and self.slope != 0.01:
-            return f"leaky_relu{self.slope:g}"
+            return f"leaky_relu{_fmt_float(self.slope)}"
         return self.name
 
 
@@ -174,8 +211,14 @@ class Pool(Layer):
             raise SpecError(f"pool op must be max or avg, got {self.op!r}")
         if min(_pair(self.size)) < 1 or (self.stride is not None and min(_pair(self.stride)) < 1):
             raise SpecError(f"{self.op}pool size and stride must be >= 1")
+        if min(_pair(self.padding)) < 0:
+            raise SpecError(f"{self.op}pool padding must be >= 0, got {self.padding!r}")
         if any(2 * p > k for p, k in zip(_pair(self.padding), _pair(self.size), strict=True)):
             raise SpecError(f"{self.op}pool padding must be at most half the window, as in PyTorch")
+        _set(self, "size", _norm(self.size))
+        _set(self, "padding", _norm(self.padding))
+        if self.stride is not None:  # a stride equal to the window is the default: store None
+            _set(self, "stride", None if _pair(self.stride) == _pair(self.size) else _norm(self.stride))
 
     @property
     def stride_pair(self) -> Pair:
@@ -229,9 +272,10 @@ class Dropout(Layer):
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate < 1.0:
             raise SpecError(f"dropout rate must be in [0, 1), got {self.rate}")
+        _set(self, "rate", float(self.rate))
 
     def token(self) -> str:
-        return f"dropout{self.rate:g}"
+        return f"dropout{_fmt_float(self.rate)}"
 
 
 @dataclass(frozen=True)
@@ -252,6 +296,7 @@ class Dense(Layer):
     kind: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
+        _set(self, "units", _int(self.units))
         if self.units < 1:
             raise SpecError(f"dense needs at least one unit, got {self.units}")
 
@@ -296,6 +341,13 @@ _VALID_TOKENS = (
 )
 
 
+_FLOAT = r"(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?"
+# Words a token may start with, for "did you mean" hints.
+_WORDS = ("conv", "maxpool", "avgpool", "gap", "gmp", "bn", "batchnorm", "dropout", "flatten",
+          "dense", "fc", "linear", "relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid",
+          "softmax")
+
+
 def _parse_num(text: str) -> int | tuple[int, int]:
     if "x" in text:
         h, w = text.split("x")
@@ -304,11 +356,19 @@ def _parse_num(text: str) -> int | tuple[int, int]:
 
 
 def _token_error(token: str, index: int, why: str = "") -> SpecError:
+    word = re.match(r"[a-z_]*", token.strip().lower())[0]
+    hint = ""
+    if word and word not in _WORDS:
+        close = difflib.get_close_matches(word, _WORDS, n=2, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
     why = f" ({why})" if why else ""
-    return SpecError(f"cannot read layer {index} {token!r}{why}. Valid layers: {_VALID_TOKENS}")
+    err = SpecError(f"cannot read layer {index} {token.strip()!r}{why}{hint}\nValid layers: {_VALID_TOKENS}")
+    err.token_index = index  # parse_spec uses it to point at the token
+    return err
 
 
 def parse_token(token: str, index: int = 1) -> Layer:
+    """One text token -> one Layer; a SpecError names the token and lists the valid forms."""
     t = token.strip().lower()
     try:
         if m := re.fullmatch(rf"conv(\d+)-({_NUM})((?:-[a-z]+[\dx]*)*)", t):
@@ -320,26 +380,31 @@ def parse_token(token: str, index: int = 1) -> Layer:
                     kwargs["bias"] = False
                 elif o := re.fullmatch(rf"([spdg])({_NUM})", opt):
                     key = {"s": "stride", "p": "padding", "d": "dilation", "g": "groups"}[o[1]]
+                    if key == "groups" and "x" in o[2]:
+                        raise _token_error(token, index, "groups is one number")
                     kwargs[key] = _parse_num(o[2])
                 else:
-                    raise _token_error(token, index, f"unknown conv option {opt!r}")
+                    raise _token_error(token, index, f"unknown conv option {opt!r}; "
+                                       "use -s{S}, -p{P}, -same, -valid, -d{D}, -g{G} or -nobias")
             return Conv(**kwargs)
-        if m := re.fullmatch(rf"(max|avg)pool({_NUM})((?:-[sp][\dx]+)*)", t):
+        if m := re.fullmatch(rf"(max|avg)pool({_NUM})((?:-[a-z]+[\dx]*)*)", t):
             kwargs = {"op": m[1], "size": _parse_num(m[2])}
             for opt in filter(None, m[3].split("-")):
-                kwargs["stride" if opt[0] == "s" else "padding"] = _parse_num(opt[1:])
+                if not (o := re.fullmatch(rf"([sp])({_NUM})", opt)):
+                    raise _token_error(token, index, f"unknown pooling option {opt!r}; use -s{{S}} or -p{{P}}")
+                kwargs["stride" if o[1] == "s" else "padding"] = _parse_num(o[2])
             return Pool(**kwargs)
-        if t in ("gap", "globalavgpool", "global_avg_pool"):
+        if t in ("gap", "globalavgpool", "global_avg_pool", "global_pool"):
             return GlobalPool("avg")
         if t in ("gmp", "globalmaxpool", "global_max_pool"):
             return GlobalPool("max")
-        if m := re.fullmatch(r"leaky_?relu([\d.]*)", t):
+        if m := re.fullmatch(rf"leaky_?relu({_FLOAT})?", t):
             return Activation("leaky_relu", float(m[1]) if m[1] else 0.01)
         if t in Activation.NAMES:
             return Activation(t)
         if t in ("bn", "batchnorm"):
             return BatchNorm()
-        if m := re.fullmatch(r"dropout([\d.]*)", t):
+        if m := re.fullmatch(rf"dropout({_FLOAT})?", t):
             return Dropout(float(m[1]) if m[1] else 0.5)
         if t == "flatten":
             return Flatten()
@@ -351,6 +416,10 @@ def parse_token(token: str, index: int = 1) -> Layer:
         raise _token_error(token, index, str(e)) from e
     except ValueError as e:
         raise _token_error(token, index, str(e)) from e
+    if re.fullmatch(r"conv\d+", t):
+        raise _token_error(token, index, f"a conv needs its kernel size too, e.g. {t}-3")
+    if t in ("conv", "dense", "maxpool", "avgpool"):
+        raise _token_error(token, index, f"{t} needs a number, e.g. {t}{'32-3' if t == 'conv' else 2}")
     raise _token_error(token, index)
 
 
@@ -365,10 +434,22 @@ def looks_like_spec(text: str) -> bool:
 
 
 def parse_spec(text: str) -> list[Layer]:
+    """The text form -> Layers. A bad token is shown in place, underlined, with the valid forms."""
     tokens = [t for t in text.split(",")]
     if not any(t.strip() for t in tokens):
         raise SpecError("empty layer spec; write layers separated by commas, e.g. conv32-3,relu,dense10")
-    return [parse_token(t, i) for i, t in enumerate(tokens, start=1) if t.strip()]
+    layers, start = [], 0
+    for token in tokens:
+        if token.strip():
+            try:
+                layers.append(parse_token(token, len(layers) + 1))
+            except SpecError as e:
+                first, _, rest = str(e).partition("\n")
+                lead = len(token) - len(token.lstrip())
+                pointer = " " * (start + lead) + "^" * max(len(token.strip()), 1)
+                raise SpecError(f"{first}\n  {text}\n  {pointer}\n{rest}") from None
+        start += len(token) + 1
+    return layers
 
 
 def to_text(layers: list[Layer]) -> str:
@@ -379,42 +460,51 @@ def to_text(layers: list[Layer]) -> str:
 
 
 def to_yaml_list(layers: list[Layer]) -> list[Any]:
-    """[{conv: {filters: 32, kernel: 3}}, relu, ...]: plain data, safe for yaml.safe_dump."""
+    """[{conv: {filters: 32, kernel: 3}}, relu, maxpool2, ...]: plain data for yaml.safe_dump.
+    A layer with nothing but defaults is written as its text token."""
     out: list[Any] = []
     for layer in layers:
         d = layer.to_dict()
-        (kind, fields), = d.items()
-        if isinstance(layer, Activation) and layer.slope == 0.01:
-            out.append(layer.name)
-        elif fields is None:
-            out.append(kind)
+        (_, fields), = d.items()
+        if (isinstance(layer, Activation) and layer.slope == 0.01) or fields is None:
+            out.append(layer.token())
         else:
             out.append(d)
     return out
 
 
 def from_yaml_list(items: list[Any]) -> list[Layer]:
-    """Inverse of `to_yaml_list`; a bare string item is read as a text token."""
+    """Inverse of `to_yaml_list`. An item is a text token (`relu`, `conv32-3`), a mapping
+    {kind: {field: value}}, or {kind: value} for the kind's first field (`{dense: 10}`)."""
     if not isinstance(items, list):
         raise SpecError(f"a YAML layer spec is a list of layers, got {type(items).__name__}")
     layers: list[Layer] = []
     for i, item in enumerate(items, start=1):
         if isinstance(item, str):
-            if item in LAYER_KINDS and LAYER_KINDS[item] in (BatchNorm, Flatten, GlobalPool):
-                layers.append(LAYER_KINDS[item]())
-            else:
-                layers.append(parse_token(item, i))
+            layers.append(parse_token(item, i))
             continue
         if not isinstance(item, dict) or len(item) != 1:
             raise SpecError(f"layer {i}: expected a string or a one-key mapping, got {item!r}")
         (kind, fields), = item.items()
         if kind not in LAYER_KINDS:
-            raise SpecError(f"layer {i}: unknown kind {kind!r}; choose from {', '.join(LAYER_KINDS)}")
-        fields = dict(fields or {})
+            close = difflib.get_close_matches(str(kind), LAYER_KINDS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SpecError(f"layer {i}: unknown kind {kind!r}{hint}; choose from {', '.join(LAYER_KINDS)}")
+        cls = LAYER_KINDS[kind]
+        if fields is None:
+            fields = {}
+        elif not isinstance(fields, dict):
+            first = [f.name for f in dataclasses.fields(cls)]
+            if not first:
+                raise SpecError(f"layer {i} ({kind}) takes no value, got {fields!r}")
+            fields = {first[0]: fields}
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         try:
-            layers.append(LAYER_KINDS[kind](**fields))
+            layers.append(cls(**fields))
         except TypeError as e:
+            valid = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise SpecError(f"layer {i} ({kind}): {e}; its fields are: {valid or 'none'}") from e
+        except SpecError as e:
             raise SpecError(f"layer {i} ({kind}): {e}") from e
     return layers
 
