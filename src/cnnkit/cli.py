@@ -263,6 +263,29 @@ def _export_run(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- summary
+
+
+def _summary_setup(p):
+    p.add_argument("model", metavar="SPEC_OR_MODEL_OR_BUNDLE",
+                   help="a layer spec in quotes, a registry name, or a bundle / run directory")
+    p.add_argument("--input", metavar="CxHxW", help="image shape, e.g. 1x28x28 (a bundle knows its own)")
+    p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation memory (default 1)")
+    p.add_argument("--classes", type=int, help="classes of the classifier (default: as the spec says; 10 for a name)")
+    p.add_argument("--json", action="store_true", help="print the rows and totals as JSON")
+
+
+@command("summary", "every layer's output shape, parameters and MACs, with totals (Keras-style)", _summary_setup)
+def _summary_run(args) -> int:
+    from .models.resolve import resolve_model
+    from .nn.summary import summarize
+
+    model, input_shape = resolve_model(args.model, input_shape=args.input, num_classes=args.classes)
+    result = summarize(model, input_shape, batch_size=args.batch_size)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
