@@ -125,7 +125,7 @@ def image_bytes(mode="RGB", size=(20, 16), fmt="JPEG", seed=0, value=None) -> by
     rng = np.random.default_rng(seed)
     w, h = size
     if mode in ("I;16",):
-        img = Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16), mode="I;16")
+        img = Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16))  # mode I;16
     elif mode == "P":
         img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").convert("P")
     else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +203,9 @@ def channel_stats(split: Split, max_images: int = 10000) -> tuple[tuple[float, .
     if isinstance(split, FileList):
         from .decode import decode_all
 
-        images = decode_all(split.subset(index))[0].images
+        with warnings.catch_warnings():  # bad files are reported when the loader meets them
+            warnings.simplefilter("ignore")
+            images = decode_all(split.subset(index))[0].images
     else:
         images = split.images[index]
     x = images.float().div_(255.0).transpose(0, 1).reshape(images.shape[1], -1)

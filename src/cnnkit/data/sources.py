@@ -266,14 +266,24 @@ def extract(archive: Path, folder: Path) -> None:
         else:
             raise DatasetError(f"{archive} is neither a zip nor a tar archive; delete it and fetch it again")
         for entry in tmp.iterdir():
-            dest = folder / entry.name
-            if dest.exists():
-                shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
-            os.replace(entry, dest)
+            _merge(entry, folder / entry.name)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
         raise DatasetError(f"{archive} is damaged ({e}); delete it and fetch it again") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _merge(src: Path, dest: Path) -> None:
+    """Move `src` to `dest`; folders are merged (two GTSRB archives both unpack into GTSRB/)."""
+    if src.is_dir() and dest.is_dir() and not dest.is_symlink():
+        for child in src.iterdir():
+            _merge(child, dest / child.name)
+        return
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    elif dest.exists() or dest.is_symlink():
+        dest.unlink()
+    os.replace(src, dest)
 
 
 def _escapes(path: PurePosixPath) -> bool:
