@@ -12,7 +12,7 @@ from torch import nn
 
 from cnnkit.cli import main
 from cnnkit.data.dataset import load_dataset
-from cnnkit.explain import explain_model, grad_cam, handwork, work_conv_value
+from cnnkit.explain import explain, explain_model, grad_cam, handwork, work_conv_value
 from cnnkit.explain.pictures import GAP
 from cnnkit.explain.report import normalize
 from cnnkit.models.bundle import BundleMeta, load_bundle, save_bundle
@@ -209,3 +209,16 @@ def test_hand_work_matches_torch_on_strides_padding_dilation_and_groups(monkeypa
                                      dilation=dilation, groups=groups)
             assert worked.value == pytest.approx(float(out[f, i, j]), abs=1e-9)
             assert worked.top == i * stride - padding
+
+
+def test_explain_a_spec_model_whose_first_conv_sits_behind_a_padding_layer(tmp_path):
+    torch.manual_seed(0)
+    # 'same' at stride 2 pads unevenly, so the SpecNet puts a ZeroPad2d before the conv
+    model = create_model("conv4-3-s2-same,relu,conv6-3,relu,gap,dense3", input_shape=(3, 16, 15), num_classes=3)
+    meta = BundleMeta(model.cnnkit_arch, [3, 16, 15], ["a", "b", "c"], [0.5] * 3, [0.25] * 3)
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, size=(16, 15, 3), dtype=np.uint8), mode="RGB").save(tmp_path / "x.png")
+    r = explain(model.eval(), meta, tmp_path / "x.png", out=tmp_path / "out")
+    assert r.worked_difference <= 1e-5 and len(r.worked.terms) == 27
+    assert r.filters.panels == 4 and [g.panels for g in r.feature_maps.values()] == [4, 6]
+    assert "| layers.conv1.pad | ZeroPad2d |" in (tmp_path / "out" / "explain.md").read_text()

@@ -112,13 +112,17 @@ def worked_markdown(w: WorkedValue, *, layer: str, actual: float, raw: np.ndarra
     if raw is not None and mean is not None and std is not None:
         lines += ["Each input value is the pixel scaled as in training: "
                   "`(pixel / 255 - mean) / std`; positions outside the image are padding zeros.", ""]
+    else:
+        lines += ["This layer's input is not the image itself but what the layers before it made of it "
+                  "(for example an explicit padding layer); rows and columns count in that input.", ""]
     lines += ["| channel | row | col | pixel | input value | weight | product |",
               "|---:|---:|---:|---:|---:|---:|---:|"]
     shown = w.terms if len(w.terms) <= max_rows else w.terms[:max_rows]
     for t in shown:
-        pixel = "pad"
-        if raw is not None and not (t.row < 0 or t.col < 0 or t.row >= raw.shape[1] or t.col >= raw.shape[2]):
-            pixel = str(int(raw[t.channel, t.row, t.col]))
+        pixel = "-"  # the layer's input is not the image itself (a padding layer came first)
+        if raw is not None:
+            outside = t.row < 0 or t.col < 0 or t.row >= raw.shape[1] or t.col >= raw.shape[2]
+            pixel = "pad" if outside else str(int(raw[t.channel, t.row, t.col]))
         lines.append(f"| {t.channel} | {t.row} | {t.col} | {pixel} | {_fmt(t.pixel)} | {_fmt(t.weight)} "
                      f"| {_fmt(t.product)} |")
     if len(shown) < len(w.terms):
