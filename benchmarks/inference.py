@@ -107,17 +107,18 @@ def main() -> None:
         pass
     base = statistics.median(latency["torch"])
     lines = [
-        f"`{args.model}` on {'x'.join(map(str, shape))}, {args.threads} threads, {args.rounds} rounds "
+        f"`{args.model}` on {'x'.join(map(str, shape))}, {args.threads} thread(s) per runtime, {args.rounds} rounds "
         f"(median), {cpu}, {os.cpu_count()} cores; torch {torch.__version__}, onnxruntime "
         f"{onnxruntime.__version__}, opencv {cv2.__version__}",
         "",
-        f"| runtime | latency, batch 1 (ms) | vs torch | throughput, batch {args.batch} (images/s) | vs torch |",
+        f"| runtime | latency, batch 1 (ms) | speed-up | throughput, batch {args.batch} (images/s) | speed-up |",
         "|---|---:|---:|---:|---:|",
     ]
     base_tp = statistics.median(throughput["torch"])
     for name in runtimes:
         lat, tp = statistics.median(latency[name]), statistics.median(throughput[name])
-        lines.append(f"| {name} | {lat:.3f} | {base / lat:.2f}x | {tp:,.0f} | {tp / base_tp:.2f}x |")
+        tp_text = f"{tp:,.0f}" if tp >= 100 else f"{tp:.1f}"
+        lines.append(f"| {name} | {lat:.3f} | {base / lat:.2f}x | {tp_text} | {tp / base_tp:.2f}x |")
     table = "\n".join(lines)
     print(table)
     if args.out:
