@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,9 @@ def test_hand_worked_value_equals_the_first_convolution(fashion_bundle, explaine
     assert abs(n.value - float(out[0, n.filter, n.row, n.col])) <= 1e-5
     text = (explained.out_dir / "explain.md").read_text()
     assert "agrees within 1e-5" in text and "| layers.conv2 | Conv2d | 64 x 14 x 14 |" in text
+    record = json.loads((explained.out_dir / "explain.json").read_text())
+    assert record["worked"]["by_hand"] == pytest.approx(w.value) and len(record["worked"]["terms"]) == 9
+    assert record["feature_maps"]["layers.conv2"]["panels"] == 64 and len(record["gradcam"]["map"]) == 14
 
 
 def _independent_cam(model: nn.Module, x: torch.Tensor, split: int, class_index: int) -> torch.Tensor:

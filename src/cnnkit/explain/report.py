@@ -3,7 +3,7 @@
 Writes into one folder: the input as the model sees it, each conv layer's
 feature maps, the first layer's filters, a Grad-CAM heat map, and explain.md
 with per-layer shapes and one value of the first convolution worked by hand
-(and checked against the model's own output).
+(and checked against the model's own output); explain.json holds the same facts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..data.dataset import ImageArrays
 from ..data.images import load_image
 from ..data.loader import TensorLoader
 from ..errors import ConfigError
-from ..fileio import write_text
+from ..fileio import write_json, write_text
 from ..models.bundle import BundleMeta, find_bundle, load_bundle
 from .gradcam import GradCam, grad_cam
 from .handwork import WorkedValue, conv_params, work_conv_value, worked_markdown
@@ -134,7 +134,31 @@ def explain(model: nn.Module, meta: BundleMeta, image_path: str | Path, *, class
                    conv_out, Path(image_path))
     write_text(out / "explain.md", md)
     result.files["explain.md"] = out / "explain.md"
+    write_json(out / "explain.json", _record(result, Path(image_path)))
+    result.files["explain.json"] = out / "explain.json"
     return result
+
+
+def _record(r: Explanation, image: Path) -> dict:
+    """The same facts as explain.md, machine-readable (the CNN Explainer idea: dump it, draw it elsewhere)."""
+    cam, w = r.gradcam, r.worked
+
+    def grid(g: Grid) -> dict:
+        return {"file": g.path.name, "panels": g.panels, "rows": g.rows, "cols": g.cols}
+
+    return {
+        "image": str(image),
+        "predicted": r.class_names[r.predicted],
+        "probabilities": {n: round(p, 6) for n, p in zip(r.class_names, r.probabilities, strict=True)},
+        "layers": [{"name": s.name, "type": s.kind, "output_shape": list(s.output_shape),
+                    "parameters": s.parameters} for s in r.shapes],
+        "feature_maps": {name: grid(g) for name, g in r.feature_maps.items()},
+        "filters": grid(r.filters),
+        "gradcam": {"layer": cam.layer, "class": r.class_names[cam.class_index], "logit": round(cam.score, 6),
+                    "map": [[round(float(v), 6) for v in row] for row in cam.cam]},
+        "worked": {"filter": w.filter, "row": w.row, "col": w.col, "by_hand": w.value, "model": r.worked_actual,
+                   "bias": w.bias, "terms": [[t.channel, t.row, t.col, t.pixel, t.weight] for t in w.terms]},
+    }
 
 
 def _markdown(r: Explanation, meta: BundleMeta, first_name: str, params: dict, raw: np.ndarray | None,
