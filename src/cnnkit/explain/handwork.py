@@ -2,8 +2,9 @@
 
 `work_conv_value` repeats in plain float64 NumPy what `nn.Conv2d` does for one
 output position (through `cnnkit.nn.reference.conv2d_at`), and keeps every
-(pixel, weight) term so a person can follow it. Padding pixels are zeros outside the image. Nothing here calls PyTorch's
-convolution, so agreeing with it is a real check.
+(pixel, weight) term so a person can follow it. Padding pixels are zeros
+outside the image. Nothing here calls PyTorch's convolution, so agreeing with
+it is a real check.
 """
 
 from __future__ import annotations
@@ -29,10 +30,6 @@ class Term:
     @property
     def product(self) -> float:
         return self.pixel * self.weight
-
-    @property
-    def padding(self) -> bool:
-        return self.pixel == 0.0 and (self.row < 0 or self.col < 0)
 
 
 @dataclass
