@@ -163,3 +163,9 @@ def test_weights_digest_sees_every_bit():
 def test_relaunch_args_skip_unset_values():
     ns = argparse.Namespace(data=None, sync_bn=None, compile=False, epochs=2)
     assert distributed.relaunch_args(ns, ("data", "sync_bn", "compile", "epochs")) == ["--epochs", "2"]
+
+
+def test_the_launcher_names_the_run_to_resume():
+    assert distributed._run_hint(["--epochs", "2", "--name", "k", "--out", "x"]) == "x/k"
+    assert distributed._run_hint(["--resume", "runs/a"]) == "runs/a"
+    assert distributed._run_hint(["--compile"]).startswith("RUN")

@@ -80,13 +80,15 @@ def test_two_processes_match_one_with_the_same_global_batch(fashion_available, t
     assert summary["train_images"] == single.summary["train_images"]
 
 
-def test_a_killed_rank_ends_the_job_and_resume_continues(fashion_available, tmp_path):
-    # simple-cnn has BatchNorm and dropout: resuming on 2 processes must still end with equal weights.
-    args = [*COMMON, "--batch-size", "50", "--checkpoint-every", "3", "--name", "k"]
+def test_a_killed_rank_ends_the_job_and_resume_continues_on_more_processes(tmp_path):
+    # digits (embedded, loads at once) and simple-cnn, which has BatchNorm and dropout: after a resume
+    # on a different number of processes every rank must still end with the same weights.
+    args = ["--data", "digits", "--epochs", "2", "--batch-size", "50", "--checkpoint-every", "3", "--seed", "1",
+            "--amp", "off", "--device", "cpu", "--name", "k"]
     killed = _run([sys.executable, "-m", "cnnkit", "train", "--nproc", "2", *args], tmp_path,
-                  **{KILL_ENV: "1:2:5"})  # rank 1 dies after step 5 of epoch 2 (9 steps per epoch)
+                  **{KILL_ENV: "1:2:5"})  # rank 1 dies after step 5 of epoch 2 (13 steps per epoch)
     assert killed.returncode == 2, killed.stdout[-3000:] + killed.stderr[-3000:]
-    assert "training processes stopped" in killed.stderr and "--resume" in killed.stderr
+    assert "training processes stopped" in killed.stderr and "--resume runs/k`" in killed.stderr
     assert "SIGKILL" in killed.stderr  # torchrun names the rank that died and how
     run = tmp_path / "runs" / "k"
     state = torch.load(run / "last" / "checkpoint.pt", weights_only=True)["state"]
@@ -94,13 +96,15 @@ def test_a_killed_rank_ends_the_job_and_resume_continues(fashion_available, tmp_
     assert (state["epoch"], state["step_in_epoch"], state["world_size"]) == (1, 3, 2)
     assert state["partial"]["seen"] == 3 * 50 * 2  # global count, not rank 0's
 
+    # Resume on 3 processes: the 300 images trained so far are steps 0-1 of the 3-rank dealing.
     hashes = tmp_path / "hashes"
-    resumed = _run([sys.executable, "-m", "cnnkit", "train", "--nproc", "2", "--resume", str(run)], tmp_path,
-                   **{HASH_ENV: str(hashes)})
+    resumed = _run(_torchrun(3, ["--resume", str(run)]), tmp_path, **{HASH_ENV: str(hashes)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "continuing after epoch 1, step 3" in resumed.stdout
+    assert "continuing after epoch 1, step 2" in resumed.stdout
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["k", "latest"]
     assert [int(r["epoch"]) for r in _metrics(run)] == [1, 2]
-    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
-    digests = {json.loads((hashes / f"rank{r}.json").read_text())["sha256"] for r in (0, 1)}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["processes"] == 3
+    assert summary["test_accuracy"] > 0.5  # it learned (10 classes)
+    digests = {json.loads((hashes / f"rank{r}.json").read_text())["sha256"] for r in (0, 1, 2)}
     assert len(digests) == 1

@@ -460,6 +460,15 @@ def launch(nproc: int, train_argv: list[str], *, log: Callable[[str], Any] = pri
     if code != 0:
         raise TrainingError(f"the {nproc} training processes stopped (torchrun exit code {code}; the failing "
                             "rank's message is above); continue from the last complete checkpoint with "
-                            f"`cnnkit train --nproc {nproc} --resume RUN` (RUN: the run directory printed "
-                            "at the start, or runs/latest)")
+                            f"`cnnkit train --nproc {nproc} --resume {_run_hint(train_argv)}`")
     return 0
+
+
+def _run_hint(train_argv: list[str]) -> str:
+    """The run directory a `cnnkit train` command line writes, as far as its flags say."""
+    flags = {arg: train_argv[i + 1] for i, arg in enumerate(train_argv[:-1]) if arg.startswith("--")}
+    if "--resume" in flags:
+        return flags["--resume"]
+    if "--name" in flags:
+        return str(Path(flags.get("--out", "runs")) / flags["--name"])
+    return "RUN (the run directory printed at the start)"
