@@ -32,7 +32,12 @@ def parse_input_shape(text: str | tuple | list) -> Shape:
 
 
 def is_bundle_path(target: str) -> bool:
-    return "/" in target or "\\" in target or Path(target).expanduser().is_dir()
+    """A folder on disk, or text that reads as a path; `source:name` (hf-hub:org/name) is a model."""
+    if Path(target).expanduser().exists():
+        return True
+    if re.match(r"[a-z][a-z0-9_-]*:", target, flags=re.IGNORECASE):
+        return False
+    return "/" in target or "\\" in target
 
 
 def resolve_model(target: str, *, input_shape: str | Shape | None = None,
