@@ -34,13 +34,15 @@ class BatchAugment:
             return torch.randint(0, high, (size,), generator=generator).to(dev)
 
         if self.pad:
+            # A random shift in [-pad, pad] per image: view the zero-padded batch as every
+            # (2p+1) x (2p+1) window at once (as_strided, no copy) and pick one window per
+            # image in a single indexing op; much faster than per-pixel gather indices.
             p = self.pad
-            padded = torch.nn.functional.pad(x, (p, p, p, p))
             dy, dx = rand_int(2 * p + 1, n), rand_int(2 * p + 1, n)
-            rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
-            cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-            x = padded.gather(2, rows.expand(n, x.shape[1], h, w + 2 * p))
-            x = x.gather(3, cols.expand(n, x.shape[1], h, w))
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            s0, s1, s2, s3 = padded.stride()
+            windows = padded.as_strided((n, x.shape[1], 2 * p + 1, 2 * p + 1, h, w), (s0, s1, s2, s3, s2, s3))
+            x = windows[torch.arange(n, device=dev), :, dy, dx]
         if self.flip:
             flip = (torch.rand(n, generator=generator) < 0.5).to(dev)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)

@@ -178,6 +178,12 @@ class StreamingLoader:
             warnings.warn(f"skipped {len(new)} unreadable image(s), e.g. {new[0]}", DataWarning, stacklevel=3)
 
     def make_batch(self, x: torch.Tensor, y: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from .loader import one_thread
+
+        with one_thread(self.device):
+            return self._make_batch(x, y, batch_number)
+
+    def _make_batch(self, x: torch.Tensor, y: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.addcmul(self.shift, x.to(self.device, non_blocking=True).float(), self.scale)
         if self.augment is not None:
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 100_003 + batch_number)
