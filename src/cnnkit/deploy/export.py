@@ -116,7 +116,7 @@ def export_torchscript(model: nn.Module, meta: BundleMeta, path: str | Path, *, 
         # A SpecNet's forward is exactly its `layers` Sequential; tracing that skips the probing of
         # the SpecNet's Python properties, which the tracer evaluates one by one.
         target = model.layers if isinstance(model, SpecNet) else model
-        traced = torch.jit.trace(_Traced(target), _example(meta, 2), check_trace=False)
+        traced = torch.jit.trace(_Traced(target), _example(meta, 1), check_trace=False)
         with atomic_path(path) as tmp:
             torch.jit.save(traced, str(tmp), _extra_files={"cnnkit.json": json.dumps(preprocessing(meta))})
     result = ExportResult(path, "torchscript", None)
