@@ -191,3 +191,16 @@ def test_what_counts_as_a_bundle_path(tmp_path):
     assert not is_bundle_path("hf-hub:org/name") and not is_bundle_path("tv:resnet18")
     assert not is_bundle_path("conv8-3,relu") and not is_bundle_path("resnet-small")
     assert parse_input_shape("3x32x32") == parse_input_shape("3,32,32") == parse_input_shape((3, 32, 32)) == (3, 32, 32)
+
+
+@pytest.mark.parametrize("pool", ["gap", "gmp"])
+def test_global_pooling_rows(pool):
+    model = SpecNet(f"conv6-3-d2,{pool},dense4", (3, 10, 10))
+    summary = summarize(model, (3, 10, 10))
+    assert [(r.name, r.output_shape, r.params, r.macs) for r in summary.rows] == [
+        ("conv1", (6, 6, 6), 6 * 27 + 6, 6 * 36 * 27),  # dilation 2: floor((10 - 2*2 - 1)/1) + 1 = 6
+        (f"{pool}1.pool", (6, 1, 1), 0, 0),
+        (f"{pool}1.flatten", (6,), 0, 0),
+        ("dense1", (4,), 6 * 4 + 4, 24),
+    ]
+    assert 2 * summary.macs == torch_flops(model, (3, 10, 10))
