@@ -11,11 +11,14 @@ Text form, comma-separated (`conv32-3-s1-same,relu,maxpool2,flatten,dense10`):
 K, S, P and D take one number or two as `3x5` (height x width). Each layer is a
 frozen dataclass (`Conv`, `Pool`, `Dense`, ...): `parse_spec(text)` gives the list,
 `to_text(layers)` gives the text back, `to_yaml_list` / `from_yaml_list` the YAML
-form. `infer_shapes` applies the output-size formula
+form. Values are normalised when a layer is made ((3, 3) -> 3, a pooling stride equal
+to its window -> None), so spec -> text -> spec gives equal layers. A token that cannot
+be read is a SpecError that shows the spec with the token underlined and lists the
+valid forms. `infer_shapes` applies the output-size formula
 
     out = floor((n + 2p - d(k - 1) - 1) / s) + 1
 
-layer by layer and names the layer whose output would be empty.
+layer by layer and names the layer whose output would be empty (a ShapeError).
 """
 
 from __future__ import annotations
