@@ -157,6 +157,9 @@ def _datasets_setup(p):
     p.add_argument("action", nargs="?", choices=["list", "info", "show"], default="list")
     p.add_argument("name", nargs="?")
     p.add_argument("--out", help="where `show` writes its PNG")
+    p.add_argument("--level", choices=["builtin", "beginner", "intermediate", "advanced"], help="list one level only")
+    p.add_argument("--per-class", type=int, default=8, help="samples per class in `show`")
+    p.add_argument("--json", action="store_true", help="`list`/`info` as JSON")
 
 
 @command("datasets", "the datasets of the guide, by level, and where each stands here", _datasets_setup)
@@ -164,13 +167,13 @@ def _datasets_run(args) -> int:
     from .data import catalog_view
 
     if args.action == "list":
-        print(catalog_view.table())
+        print(json.dumps(catalog_view.records(args.level), indent=2) if args.json else catalog_view.table(args.level))
     elif not args.name:
         raise CnnkitError(f"`cnnkit datasets {args.action}` needs a dataset name")
     elif args.action == "info":
-        print(catalog_view.info(args.name))
+        print(json.dumps(catalog_view.record(args.name), indent=2) if args.json else catalog_view.info(args.name))
     else:
-        print(catalog_view.show(args.name, args.out))
+        print(catalog_view.show(args.name, args.out, per_class=args.per_class))
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from PIL import Image
@@ -125,3 +126,14 @@ def test_cli_datasets_list_info_and_show(capsys, tmp_path):
     png = capsys.readouterr().out.strip()
     assert png.endswith("digits-samples.png") and Image.open(png).size[0] > 100
     assert main(["datasets", "info", "nope-set"]) == 2
+
+
+def test_cli_datasets_level_filter_and_json(capsys):
+    assert main(["datasets", "--level", "advanced"]) == 0
+    out = capsys.readouterr().out
+    assert "imagenet" in out and "mnist" not in out
+    assert main(["datasets", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(list_datasets()) and {"availability", "cache_folder", "files"} <= set(rows[0])
+    assert main(["datasets", "info", "cifar-10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"][0]["md5"] == "c58f30108f718f92721af3b95e74349a"

@@ -43,9 +43,24 @@ def _count(n: int | None) -> str:
     return f"{n:,}" if isinstance(n, int) else "-"
 
 
-def table() -> str:
+def record(name: str) -> dict:
+    """One record as plain data (for --json), with its availability here."""
+    import dataclasses
+
+    i = get_info(name)
+    data = dataclasses.asdict(i)
+    data["availability"] = availability(i)
+    data["cache_folder"] = str(dataset_cache_dir(i.name))
+    return data
+
+
+def records(level: str | None = None) -> list[dict]:
+    return [record(i.name) for i in list_datasets() if level in (None, i.level)]
+
+
+def table(only_level: str | None = None) -> str:
     lines = [f"  {'name':<22} {'task':<14} {'C x H x W':<10} {'classes':>7} {'train':>10} {'test':>8}  here"]
-    for level in LEVELS:
+    for level in [only_level] if only_level else LEVELS:
         rows = [i for i in list_datasets() if i.level == level]
         if not rows:
             continue

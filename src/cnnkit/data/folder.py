@@ -209,3 +209,12 @@ def read_folder(root: Path, size: tuple[int, int] | None = None, *, strict: bool
     raw["class_names"] = kept
     raw["warnings"] = messages
     return raw
+
+
+def load_folder(path: str | Path, **kwargs):
+    """Load a user's image folder into DataSplits (same keywords as `load_dataset`)."""
+    from .dataset import load_dataset
+
+    if not Path(path).expanduser().is_dir():
+        raise DatasetError(f"{path} is not a folder of images")
+    return load_dataset(str(path), **kwargs)
