@@ -240,17 +240,33 @@ def interleave(shards: list[torch.Tensor], n: int) -> torch.Tensor:
 
 
 def gather_split(logits: torch.Tensor, labels: torch.Tensor, loader) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each rank predicted its shard of an unshuffled split; all ranks get the whole split, in order."""
+    """Each rank predicted its shard of an unshuffled split; all ranks get the whole split, in order.
+
+    Works for TensorLoader and StreamingLoader (both deal out with `data.loader.epoch_order`).
+    If the streaming path skipped unreadable files the shards differ in length: then the
+    (logit, label) pairs are all there but not in split order, padding repeats included.
+    """
     w = getattr(loader, "world_size", 1)
     if w <= 1 or world_size() <= 1:
         return logits, labels
-    n = len(loader.labels)
+    split = getattr(loader, "labels", None)
+    n = len(split) if split is not None else len(loader.files)
+    device = _comm_device()
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(w)]
+    dist.all_gather(sizes, torch.tensor([len(labels)], dtype=torch.int64, device=device))
+    sizes = [int(s.item()) for s in sizes]
     out = []
     for t in (logits, labels):
-        t = t.contiguous().to(_comm_device())
-        parts = [torch.empty_like(t) for _ in range(w)]
-        dist.all_gather(parts, t)
-        out.append(interleave(parts, n).to(logits.device))
+        t = t.contiguous().to(device)
+        padded = torch.zeros((max(sizes), *t.shape[1:]), dtype=t.dtype, device=device)
+        padded[: len(t)] = t
+        parts = [torch.empty_like(padded) for _ in range(w)]
+        dist.all_gather(parts, padded)
+        if len(set(sizes)) == 1:
+            whole = interleave(parts, n)
+        else:
+            whole = torch.cat([p[:k] for p, k in zip(parts, sizes, strict=True)])
+        out.append(whole.to(logits.device))
     return out[0], out[1]
 
 
