@@ -169,3 +169,9 @@ def test_the_launcher_names_the_run_to_resume():
     assert distributed._run_hint(["--epochs", "2", "--name", "k", "--out", "x"]) == "x/k"
     assert distributed._run_hint(["--resume", "runs/a"]) == "runs/a"
     assert distributed._run_hint(["--compile"]).startswith("RUN")
+
+
+def test_sync_bn_on_cpu_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="needs CUDA GPUs"):
+        distributed.wrap_model(torch.nn.BatchNorm2d(3), torch.device("cpu"), sync_bn=True)
