@@ -162,3 +162,29 @@ def test_cli_trains_on_a_user_folder_with_a_corrupt_jpeg_and_a_txt(messy_folder,
     summary = json.loads((run / "summary.json").read_text())
     assert summary["skipped_files"] == 1 and summary["dataset"] == "pets"
     assert "1 unreadable file(s) were skipped" in (run / "report.md").read_text()
+
+
+def test_trainer_runs_on_the_streaming_path_through_make_loader(tmp_path, monkeypatch):
+    """The one-line Trainer change (TensorLoader -> make_loader) is all the streaming path needs."""
+    import importlib
+
+    trainer_module = importlib.import_module("cnnkit.train.trainer")
+    root = class_folder(tmp_path / "many", ["a", "b"], per_class=12, size=(16, 16))
+    (root / "b" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    monkeypatch.setattr("cnnkit.data.dataset.TENSOR_PATH_BYTES", 1000)  # force streaming
+    monkeypatch.setattr(trainer_module, "TensorLoader", make_loader, raising=False)
+    monkeypatch.setattr("cnnkit.data.streaming.default_workers", lambda: 0)
+    from cnnkit.api import make_trainer, start_run
+    from cnnkit.models import create_model
+
+    config, data, run_dir, device = start_run(None, data=str(root), epochs=1, batch_size=8,
+                                              model="conv4-3,relu,maxpool2,flatten,dense2",
+                                              out=str(tmp_path / "runs"), log=lambda *_: None)
+    assert data.path == "streaming"
+    model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    trainer = make_trainer(model, data, config, device, run_dir, live=False, log=lambda *_: None)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        trainer.fit()
+        loss, accuracy = trainer.evaluate(trainer.eval_loader(data.test))
+    assert 0.0 <= accuracy <= 1.0 and len(data.skipped) == 1 and data.skipped[0].endswith("bad.png")
+    assert (run_dir / "last" / "checkpoint.pt").is_file()
