@@ -166,7 +166,7 @@ def fetch(file: RemoteFile, folder: Path, timeout: float = 30.0, attempts: int =
         for _ in range(attempts):
             before = part.stat().st_size if part.exists() else 0
             try:
-                _download(url, part, timeout, file.size)
+                _download(url, part, timeout, file.size, log)
                 done = True
                 break
             except urllib.error.HTTPError as e:
@@ -188,7 +188,7 @@ def fetch(file: RemoteFile, folder: Path, timeout: float = 30.0, attempts: int =
     raise DatasetError(f"could not download {file.name}: " + "; ".join(reasons))
 
 
-def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
+def _download(url: str, part: Path, timeout: float, size: int | None, log=None) -> None:
     start = part.stat().st_size if part.exists() else 0
     if size is not None and start >= size:
         if start == size:
@@ -201,11 +201,17 @@ def _download(url: str, part: Path, timeout: float, size: int | None) -> None:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         resumed = bool(start) and response.status == 206
         expected = response.headers.get("Content-Length")
-        written = 0
+        written, total = 0, size or (int(expected) + (start if resumed else 0) if expected else None)
+        step, shown = max(total // 20, CHUNK) if total else 0, 0
         with open(part, "ab" if resumed else "wb") as out:
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
                 written += len(block)
+                if log and total and total > 20 * CHUNK and written - shown >= step:
+                    shown = written
+                    done = written + (start if resumed else 0)
+                    log(f"  {part.name.removesuffix('.part')}: {100 * done // total}% "
+                        f"({done / 2**20:,.0f} of {total / 2**20:,.0f} MiB)")
         if expected is not None and written < int(expected):
             raise http.client.IncompleteRead(b"", int(expected) - written)
 
