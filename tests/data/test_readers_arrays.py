@@ -198,3 +198,10 @@ def test_stl10_binary_is_column_major_with_labels_1_to_10():
     x_path.write_bytes(x_path.read_bytes()[:-5])
     with pytest.raises(DatasetError, match=r"test_X.bin is truncated.*expected 276,480"):
         load_dataset("stl10")
+
+
+def test_real_fashion_mnist_from_the_system_copy(fashion_available):
+    data = load_dataset("fashion_mnist", val_fraction=0.1)
+    assert len(data.test) == 10000 and data.test.labels.bincount().tolist() == [1000] * 10
+    assert data.val.labels.bincount().tolist() == [600] * 10  # stratified: 10% of 6,000 per class
+    assert data.input_shape == (1, 28, 28) and data.class_names[9] == "Ankle boot"
