@@ -188,3 +188,11 @@ def test_trainer_runs_on_the_streaming_path_through_make_loader(tmp_path, monkey
         loss, accuracy = trainer.evaluate(trainer.eval_loader(data.test))
     assert 0.0 <= accuracy <= 1.0 and len(data.skipped) == 1 and data.skipped[0].endswith("bad.png")
     assert (run_dir / "last" / "checkpoint.pt").is_file()
+
+
+def test_show_writes_a_grid_for_a_streamed_folder(tmp_path, monkeypatch, capsys):
+    root = class_folder(tmp_path / "photos", ["ant", "bee", "cow"], per_class=4, size=(20, 20))
+    monkeypatch.setattr("cnnkit.data.dataset.TENSOR_PATH_BYTES", 100)
+    assert main(["datasets", "show", str(root), "--out", str(tmp_path), "--per-class", "2"]) == 0
+    png = capsys.readouterr().out.strip()
+    assert png.endswith("photos-samples.png") and Image.open(png).size[1] > 50
