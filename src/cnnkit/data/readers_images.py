@@ -120,7 +120,11 @@ def read_gtsrb(info: DatasetInfo, options: ReadOptions) -> dict:
 # --------------------------------------------------------------------------- Places365
 
 
-def _file_list(list_path: Path, image_root: Path, size, strip: bool) -> FileList:
+def _file_list(list_path: Path, image_root: Path, size) -> FileList:
+    """Places365 file list: '<relative path> <class index>' per line ('/a/airfield/1.jpg 0')."""
+    if not list_path.is_file():
+        raise DatasetError(f"{list_path} is missing; it comes from filelist_places365-standard.tar "
+                           "(delete the unpacked files and run again)")
     paths, labels = [], []
     with open(list_path, encoding="utf-8") as f:
         for line_number, line in enumerate(f, 1):
@@ -129,7 +133,7 @@ def _file_list(list_path: Path, image_root: Path, size, strip: bool) -> FileList
                 continue
             if len(parts) != 2 or not parts[1].isdigit():
                 raise DatasetError(f"{list_path}:{line_number}: expected '<path> <class index>', got {line.strip()!r}")
-            paths.append(str(image_root / (parts[0].lstrip("/") if strip else parts[0])))
+            paths.append(str(image_root / parts[0].lstrip("/")))
             labels.append(int(parts[1]))
     return FileList(paths, np.asarray(labels), size, 3)
 
@@ -153,7 +157,7 @@ def read_places365(info: DatasetInfo, options: ReadOptions) -> dict:
     data_root = unpacked(found[train_tar.name], train_tar)
     val_root = unpacked(found[val_tar.name], val_tar)
     return {
-        "train": _file_list(folder / "places365_train_standard.txt", data_root, size, strip=True),
-        "test": _file_list(folder / "places365_val.txt", val_root, size, strip=True),
+        "train": _file_list(folder / "places365_train_standard.txt", data_root, size),
+        "test": _file_list(folder / "places365_val.txt", val_root, size),
         "class_names": class_names,
     }
