@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,24 @@ DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image
 
 class DataWarning(UserWarning):
     """Something in the data was left out (an unreadable image, an empty class folder)."""
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_data_warning(message, category, filename, lineno, file=None, line=None):
+    # A data warning is for the user, not the developer: one line, no source location.
+    if isinstance(category, type) and issubclass(category, DataWarning):
+        try:
+            print(f"warning: {message}", file=file or sys.stderr)
+        except OSError:
+            pass
+        return
+    _default_showwarning(message, category, filename, lineno, file, line)
+
+
+if getattr(warnings.showwarning, "__name__", "") != "_show_data_warning":
+    warnings.showwarning = _show_data_warning
 
 
 def fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
