@@ -179,16 +179,20 @@ def _datasets_run(args) -> int:
 
 def _models_setup(p):
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'res*'")
-    p.add_argument("--source", help="only this source (builtin, tv, timm, ...)")
+    p.add_argument("--source", help="only this source (builtin, tv, timm, hf-hub, run, ...)")
+    p.add_argument("--pretrained", action="store_true", help="only models that come with pretrained weights")
 
 
 @command("models", "the model registry: built-ins and other sources", _models_setup)
 def _models_run(args) -> int:
     from .models import list_models
 
-    rows = list_models(args.pattern, args.source)
+    rows = list_models(args.pattern, args.source, pretrained=True if args.pretrained else None)
     if not rows:
-        raise CnnkitError(f"no model matches {args.pattern!r}")
+        raise CnnkitError(f"no model matches {args.pattern!r}"
+                          + (f" in source {args.source!r}" if args.source else "")
+                          + ("; timm models need the timm extra: pip install 'cnnkit[timm]'"
+                             if args.source == "timm" else ""))
     width = max(len(r[0]) for r in rows)
     for name, source, description in rows:
         print(f"{name:<{width}}  {source:<8}  {description}")
@@ -286,6 +290,51 @@ def _summary_run(args) -> int:
     model, input_shape = resolve_model(args.model, input_shape=args.input, num_classes=args.classes)
     result = summarize(model, input_shape, batch_size=args.batch_size)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
+    return 0
+
+
+# --------------------------------------------------------------------------- finetune
+
+
+def _finetune_setup(p):
+    p.add_argument("--model", required=True, metavar="MODEL_OR_RUN_OR_BUNDLE",
+                   help="tv:NAME, timm:NAME, hf-hub:ORG/NAME, a run directory or a bundle")
+    p.add_argument("--data", help="dataset name or image folder (default: digits)")
+    p.add_argument("--strategy", default="fine-tune",
+                   choices=["feature-extractor", "freeze", "full", "gradual", "fine-tune"])
+    p.add_argument("--weights", help="imagenet, a weights enum name, a .safetensors/.pth file or a run directory")
+    p.add_argument("--head", help="extra head layers in the spec language, e.g. 'dense256,relu,dropout0.3'")
+    p.add_argument("--freeze-until", metavar="LAYER_OR_N", help="freeze: first N block groups, or up to a group")
+    p.add_argument("--freeze-epochs", type=int, default=1, help="fine-tune: epochs with the backbone frozen")
+    p.add_argument("--lr-ratio", type=float, default=100.0,
+                   help="discriminative LRs: the first block group trains at lr / this")
+    p.add_argument("--classifier", choices=["logistic", "svm"],
+                   help="feature-extractor: a scikit-learn classifier on cached embeddings")
+    p.add_argument("--input-size", type=int, help="resize inputs to this size (e.g. 224, what ImageNet weights saw)")
+    p.add_argument("--classes", help="keep only these classes, e.g. 5-9 or 0,2,4")
+    p.add_argument("--per-class", type=int, help="at most N labelled training images per class")
+    for flag, kind, text in (("--epochs", int, None), ("--batch-size", int, None), ("--lr", float, "peak LR of the head"),
+                             ("--weight-decay", float, None), ("--limit", int, "first N training images only"),
+                             ("--seed", int, None), ("--device", str, "auto, cpu, cuda, cuda:N or mps"),
+                             ("--out", str, "folder for run directories (default: runs)"),
+                             ("--name", str, "run directory name"), ("--augment", str, "augmentation preset")):
+        p.add_argument(flag, type=kind, help=text)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"])
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+
+
+@command("finetune", "transfer a pretrained model to new data (feature-extractor, freeze, full, gradual, fine-tune)",
+         _finetune_setup)
+def _finetune_run(args) -> int:
+    from .finetune import finetune
+
+    training = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "limit", "seed", "device",
+                                              "out", "name", "augment", "optimizer", "schedule", "amp")}
+    finetune(args.model, args.data or "digits", strategy=args.strategy, weights=args.weights, head=args.head,
+             freeze_until=args.freeze_until, freeze_epochs=args.freeze_epochs, lr_ratio=args.lr_ratio,
+             classifier=args.classifier, input_size=args.input_size, classes=args.classes,
+             per_class=args.per_class, **training)
     return 0
 
 

@@ -50,13 +50,21 @@ def register_source(prefix: str, factory, lister) -> None:
     _SOURCES[prefix] = (factory, lister)
 
 
-def list_models(pattern: str = "*", source: str | None = None) -> list[tuple[str, str, str]]:
-    """[(name, source, description)] of the built-ins and every registered source."""
+def list_models(pattern: str = "*", source: str | None = None,
+                pretrained: bool | None = None) -> list[tuple[str, str, str]]:
+    """[(name, source, description)] of the built-ins and every registered source.
+
+    A lister returns (name, description) or (name, description, has_pretrained_weights);
+    `pretrained=True` keeps only the names that come with weights (False: only those without).
+    """
     rows = [(e.name, e.source, e.description) for e in _MODELS.values()
-            if fnmatch.fnmatch(e.name, pattern) and source in (None, e.source)]
+            if fnmatch.fnmatch(e.name, pattern) and source in (None, e.source) and not pretrained]
     for prefix, (_, lister) in _SOURCES.items():
         if source in (None, prefix):
-            rows += [(n, prefix, d) for n, d in lister(pattern)]
+            for row in lister(pattern):
+                has_weights = bool(row[2]) if len(row) > 2 else False
+                if pretrained is None or pretrained == has_weights:
+                    rows.append((row[0], prefix, row[1]))
     return rows
 
 
@@ -77,7 +85,8 @@ def create_model(
     if prefix in _SOURCES:
         model = _SOURCES[prefix][0](name.split(":", 1)[1], input_shape=tuple(input_shape),
                                     num_classes=num_classes, **kwargs)
-        model.cnnkit_arch = {"source": prefix, "name": name.split(":", 1)[1], "kwargs": kwargs}
+        if not hasattr(model, "cnnkit_arch"):  # a source may record its own (pretrained models do)
+            model.cnnkit_arch = {"source": prefix, "name": name.split(":", 1)[1], "kwargs": kwargs}
         return model
     if looks_like_spec(name):
         model = SpecNet(name, input_shape, num_classes=num_classes)

@@ -1,0 +1,171 @@
+"""Transfer learning on real data, one command: does a pretrained CNN beat training from scratch?
+
+1. Pretrain `simple-cnn` on Fashion-MNIST classes 0-4 (T-shirt, trouser, pullover, dress, coat).
+2. Transfer it to classes 5-9 (sandal, shirt, sneaker, bag, ankle boot) with 10, 50 and 200 labelled
+   images per class (validation: as many per class; test: all 5,000 test images of classes 5-9),
+   comparing training from scratch against every strategy of `cnnkit finetune`.
+3. Transfer the same model to scikit-learn's 8x8 digits (resized to 28x28 inside the model).
+
+Every cell is the mean ± std of the test accuracy over the seeds (the seed picks the labelled
+images and initialises the new layers). Each method gets the same epochs, batch size and peak
+learning rate. Usage:
+
+    python benchmarks/transfer.py                 # the table of docs/transfer-learning.md
+    python benchmarks/transfer.py --quick         # a smoke run (1 seed, tiny)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import cnnkit.api as api
+from cnnkit.data.dataset import DataSplits, ImageArrays, load_dataset
+from cnnkit.finetune import finetune
+from cnnkit.models.registry import create_model
+from cnnkit.train.config import TrainConfig
+from cnnkit.train.transfer import select_classes
+
+METHODS = ["scratch", "feature-extractor", "logistic", "freeze", "full", "gradual", "fine-tune"]
+EPOCHS = 4  # every method; gradual has 4 stages of one epoch (3 backbone groups + head)
+STEPS_PER_EPOCH = 10  # tiny training sets are repeated (each copy augmented afresh) to about this many batches
+BATCH = 32
+TEST_PER_CLASS = 300  # test images per class (of 1,000): enough for +-1 point, and it keeps the run short
+
+
+def quiet(*_args, **_kwargs) -> None:
+    pass
+
+
+def pretrain(out: Path, epochs: int, limit: int | None, seed: int = 0) -> Path:
+    fashion = load_dataset("fashion-mnist", seed=seed)
+    source = select_classes(fashion, list(range(5)), limit, seed=seed, val_per_class=1000)
+    config = TrainConfig(data="fashion-mnist", model="simple-cnn", epochs=epochs, batch_size=128, seed=seed,
+                         out=str(out), name="pretrain-fashion-0-4")
+    from cnnkit.train.recipes import apply_recipe
+
+    config = apply_recipe(config, "fashion-mnist")
+    api.seed_everything(seed)
+    run_dir = out / "pretrain-fashion-0-4"
+    run_dir.mkdir(parents=True)
+    model = create_model("simple-cnn", input_shape=source.input_shape, num_classes=source.num_classes)
+    trainer = api.make_trainer(model, source, config, torch.device("cpu"), run_dir, live=False, log=print)
+    trainer.fit()
+    result = api.finish_run(trainer, log=print)
+    print(f"pretrained on Fashion-MNIST 0-4: test accuracy {result.test_accuracy:.4f}", flush=True)
+    return run_dir
+
+
+def scratch(target, out: Path, epochs: int, seed: int, lr: float) -> float:
+    config = TrainConfig(data=target.name, model="simple-cnn", epochs=epochs, batch_size=BATCH, lr=lr, seed=seed,
+                         out=str(out))
+    from cnnkit.train.recipes import apply_recipe
+
+    config = apply_recipe(config, target.name)
+    api.seed_everything(seed)
+    run_dir = out / f"scratch-{seed}-{time.monotonic_ns()}"
+    run_dir.mkdir(parents=True)
+    model = create_model("simple-cnn", input_shape=target.input_shape, num_classes=target.num_classes)
+    trainer = api.make_trainer(model, target, config, torch.device("cpu"), run_dir, live=False, log=quiet)
+    trainer.fit()
+    return api.finish_run(trainer, log=quiet).test_accuracy
+
+
+def transfer(method: str, pretrained: Path, target, out: Path, epochs: int, seed: int, lr: float) -> float:
+    kwargs = {"strategy": method} if method != "logistic" else {"strategy": "feature-extractor",
+                                                                 "classifier": "logistic"}
+    if method == "freeze":
+        kwargs["freeze_until"] = "1"  # the first conv block frozen, the rest trained
+    run = finetune(str(pretrained), target, epochs=epochs, batch_size=BATCH, lr=lr, seed=seed, out=str(out),
+                   live=False, log=quiet, **kwargs)
+    return run.test_accuracy
+
+
+def few_shot(data: DataSplits, classes, per_class, seed: int) -> DataSplits:
+    """N labelled images per class (val: as many), a fixed test subset; repeated to STEPS_PER_EPOCH batches."""
+    import dataclasses
+
+    target = select_classes(data, classes, per_class, seed=seed)
+    rng = torch.Generator().manual_seed(1234)  # the same test images for every seed and method
+    keep = torch.cat([torch.nonzero(target.test.labels == c).flatten()[
+        torch.randperm(int((target.test.labels == c).sum()), generator=rng)[:TEST_PER_CLASS]]
+        for c in range(target.num_classes)]).sort().values
+    times = max(1, round(STEPS_PER_EPOCH * BATCH / len(target.train)))
+    train = ImageArrays(target.train.images.repeat(times, 1, 1, 1), target.train.labels.repeat(times))
+    return dataclasses.replace(target, train=train, test=target.test.subset(keep))
+
+
+def cell(values: list[float]) -> str:
+    mean = 100 * statistics.fmean(values)
+    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--per-class", default="10,50,200")
+    p.add_argument("--pretrain-epochs", type=int, default=1)
+    p.add_argument("--pretrain-per-class", type=int, default=2000, help="pretraining images per class (of ~5,400)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of every method (the head's)")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--digits", default="10,50", help="digits: labelled images per class ('all' = every one)")
+    p.add_argument("--quick", action="store_true", help="1 seed, 10 per class, a small pretraining")
+    p.add_argument("--json", default="benchmarks/results-transfer.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.per_class, args.pretrain_epochs, args.digits = 1, "10", 1, "10"
+    methods = args.methods.split(",")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    tic = time.perf_counter()
+    results: dict[str, dict[str, list[float]]] = {}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        pretrained = pretrain(out, args.pretrain_epochs, 500 if args.quick else args.pretrain_per_class)
+        fashion = load_dataset("fashion-mnist")
+        digits = load_dataset("digits")
+        tasks = [(f"fashion 5-9, {n}/class", fashion, list(range(5, 10)), int(n)) for n in args.per_class.split(",")]
+        tasks += [(f"digits, {n}/class", digits, None, None if n == "all" else int(n))
+                  for n in args.digits.split(",") if n]
+        for label, data, classes, n in tasks:
+            epochs = EPOCHS
+            for seed in range(args.seeds):
+                target = few_shot(data, classes, n, seed)
+                for method in methods:
+                    t0 = time.perf_counter()
+                    if method == "scratch":
+                        acc = scratch(target, out, epochs, seed, args.lr)
+                    else:
+                        acc = transfer(method, pretrained / "best", target, out, epochs, seed, args.lr)
+                    results.setdefault(label, {}).setdefault(method, []).append(acc)
+                    print(f"{label:<24} seed {seed}  {method:<18} {acc:.4f}  ({time.perf_counter() - t0:.0f}s)",
+                          flush=True)
+                    Path(args.json).write_text(json.dumps({"results": results, "partial": True}, indent=1))
+    minutes = (time.perf_counter() - tic) / 60
+    header = "| task | " + " | ".join(methods) + " |"
+    lines = [header, "|---|" + "---:|" * len(methods)]
+    for label, row in results.items():
+        best = max((statistics.fmean(v), m) for m, v in row.items() if m != "scratch")
+        cells = [(f"**{cell(row[m])}**" if m == best[1] else cell(row[m])) for m in methods]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(f"\ntest accuracy (%), mean ± std over {args.seeds} seed(s); {minutes:.1f} min on "
+          f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(table)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"results": results, "minutes": minutes, "seeds": args.seeds,
+                                           "argv": sys.argv[1:]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""`cnnkit.finetune`: transfer a pretrained CNN to new data, in the guide's five steps.
+
+1. Load a pretrained model (torchvision, timm / Hugging Face hub, a cnnkit run or bundle).
+2. Freeze layers (which block groups, by the strategy; frozen BatchNorm stays in eval mode).
+3. Add new layers (a head for the new classes, optional extra layers; channel and size adapters).
+4. Train the new layers (the first stage).
+5. Fine-tune (the later stages unfreeze more, with smaller learning rates for earlier layers).
+
+Each step is printed as it happens and written into the run's `report.md`. The
+run directory is the same as `cnnkit train`'s, so evaluate/predict/explain/export
+work on it unchanged. `--classifier logistic|svm` replaces steps 4-5 by a
+scikit-learn classifier on cached embeddings, folded into the head's dense layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .api import RunResult, bundle_meta, finish_run, make_trainer, start_run
+from .data.dataset import DataSplits
+from .data.loader import TensorLoader
+from .data.sources import cnnkit_home
+from .errors import ConfigError
+from .fileio import atomic_path, write_yaml
+from .models.adapt import TransferNet
+from .models.bundle import save_bundle
+from .models.pretrained import base_record, build_transfer
+from .train.config import TrainConfig
+from .train.transfer import STRATEGIES, Stage, optimizer_groups, parse_classes, plan, select_classes
+
+
+@dataclasses.dataclass
+class TransferOptions:
+    """The options of `cnnkit finetune` besides the training ones (saved as the run's transfer.yaml)."""
+
+    model: str  # tv:NAME, timm:NAME, hf-hub:ORG/NAME, a run directory or a bundle
+    strategy: str = "fine-tune"  # feature-extractor | freeze | full | gradual | fine-tune
+    weights: str | None = None  # imagenet | a weights enum name | PATH to a file | a run directory
+    head: str | None = None  # extra head layers in the spec language, e.g. "dense256,relu,dropout0.3"
+    freeze_until: str | None = None  # freeze: a number of block groups or a group name (inclusive)
+    freeze_epochs: int = 1  # fine-tune: epochs with the backbone frozen first
+    lr_ratio: float = 100.0  # discriminative LRs: the first group trains at lr / lr_ratio
+    classifier: str | None = None  # feature-extractor: logistic | svm on embeddings instead of a trained head
+    input_size: int | None = None  # resize inputs to this square size (default: only what the model needs)
+    classes: str | None = None  # keep only these classes of the data, e.g. "5-9"
+    per_class: int | None = None  # at most this many labelled training images per class
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def group_table(model: TransferNet, stage: Stage | None) -> str:
+    """One row per block group: parameters, trained or frozen, learning rate, BatchNorm mode (as set now)."""
+    params = dict(model.named_parameters())
+    bns = {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    rows = ["| group | parameters | state | learning rate | BatchNorm |", "|---|---:|---|---:|---|"]
+    for name, names in model.groups:
+        count = sum(params[n].numel() for n in names)
+        trained = stage is not None and name in stage.lrs
+        modes = {"train" if m.training else "eval" for b, m in bns.items() if f"{b}.weight" in names}
+        bn = "/".join(sorted(modes)) + " mode" if modes else "-"
+        lr = f"{stage.lrs[name]:.2e}" if trained else "-"
+        rows.append(f"| {name} | {count:,} | {'trained' if trained else 'frozen'} | {lr} | {bn} |")
+    return "\n".join(rows)
+
+
+def parameter_counts(model: nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters()) - trainable
+
+
+class _StageTagger:
+    """Numbers epochs across stages and tags each metrics row with its stage (runs before MetricsWriter)."""
+
+    def __init__(self, stage: str, offset: int) -> None:
+        self.stage, self.offset = stage, offset
+
+    def on_epoch_end(self, trainer, result) -> None:
+        row = trainer.state.history[-1]
+        row["epoch"] = self.offset + row["epoch"]
+        row["stage"] = self.stage
+
+
+# --------------------------------------------------------------------------- embeddings + scikit-learn
+
+
+def _fingerprint(model: nn.Module, data: DataSplits) -> str:
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    for split in (data.train, data.val, data.test):
+        h.update(split.images.numpy().tobytes())
+        h.update(split.labels.numpy().tobytes())
+    h.update(repr((data.mean, data.std)).encode())
+    return h.hexdigest()[:24]
+
+
+@torch.no_grad()
+def embeddings(model: TransferNet, data: DataSplits, device: torch.device, log=print) -> dict[str, torch.Tensor]:
+    """Backbone features of every split, cached in $CNNKIT_HOME/embeddings/<fingerprint>.safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    path = cnnkit_home() / "embeddings" / f"{_fingerprint(model, data)}.safetensors"
+    if path.is_file():
+        log(f"embeddings: reusing the cached {path}")
+        return load_file(str(path))
+    model.eval()
+    out = {}
+    for split_name, split in (("train", data.train), ("val", data.val), ("test", data.test)):
+        loader = TensorLoader(split, batch_size=256, mean=data.mean, std=data.std, device=device)
+        feats, labels = [], []
+        for x, y in loader:
+            feats.append(model.forward_features(x).float().cpu())
+            labels.append(y.cpu())
+        out[f"{split_name}_x"], out[f"{split_name}_y"] = torch.cat(feats), torch.cat(labels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in out.items()}, str(tmp))
+    log(f"embeddings: {len(out['train_x']):,} x {out['train_x'].shape[1]} features cached in {path}")
+    return out
+
+
+def head_linear(model: TransferNet) -> nn.Linear:
+    """The dense layer that makes the logits (the last Linear of the head)."""
+    return [m for m in model.head.modules() if isinstance(m, nn.Linear)][-1]
+
+
+def fit_sklearn_head(model: TransferNet, emb: dict[str, torch.Tensor], kind: str, seed: int) -> float:
+    """Fit logistic regression / a linear SVM on standardised embeddings; fold it into the head. Val accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    x, y = emb["train_x"].double().numpy(), emb["train_y"].numpy()
+    mu, sigma = x.mean(0), x.std(0) + 1e-6
+    clf = (LogisticRegression(max_iter=2000, C=1.0, random_state=seed) if kind == "logistic"
+           else LinearSVC(C=0.1, max_iter=5000, random_state=seed))
+    clf.fit((x - mu) / sigma, y)
+    head = head_linear(model)
+    coef, intercept = clf.coef_, clf.intercept_
+    if coef.shape[0] == 1:  # two classes: one decision function -> two logits
+        coef, intercept = torch.cat([torch.tensor(-coef), torch.tensor(coef)]).numpy() / 2, \
+            torch.tensor([-intercept[0], intercept[0]]).numpy() / 2
+    weight = torch.tensor(coef / sigma, dtype=torch.float32)
+    bias = torch.tensor(intercept - (coef * mu / sigma).sum(1), dtype=torch.float32)
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
+    logits = emb["val_x"] @ weight.T + bias
+    return float((logits.argmax(1) == emb["val_y"]).float().mean())
+
+
+# --------------------------------------------------------------------------- finetune
+
+
+def finetune(
+    model: str,
+    data: str | DataSplits = "digits",
+    *,
+    strategy: str = "fine-tune",
+    weights: str | None = None,
+    head: str | None = None,
+    freeze_until: str | int | None = None,
+    freeze_epochs: int = 1,
+    lr_ratio: float = 100.0,
+    classifier: str | None = None,
+    input_size: int | None = None,
+    classes: str | list[int] | None = None,
+    per_class: int | None = None,
+    config: TrainConfig | dict | None = None,
+    callbacks: list | None = None,
+    live: bool | None = None,
+    log=print,
+    **overrides: Any,
+) -> RunResult:
+    """Transfer a pretrained model to `data` with one of the five strategies; writes a run directory.
+
+    `data` is a dataset name, an image folder or DataSplits already in memory; `callbacks`
+    are added to the Trainer of every stage (`trainer.stage` is the Stage it runs).
+
+    Examples:
+        >>> import cnnkit
+        >>> run = cnnkit.finetune("runs/fashion", "digits", strategy="gradual")   # doctest: +SKIP
+        >>> run = cnnkit.finetune("tv:resnet18", "./photos", weights="imagenet")   # doctest: +SKIP
+    """
+    if strategy not in STRATEGIES:
+        plan(strategy, ["head"], epochs=1, lr=1.0)  # raises with a suggestion
+    if classifier not in (None, "logistic", "svm"):
+        raise ConfigError(f"--classifier {classifier!r}: choose logistic or svm")
+    if classifier and strategy != "feature-extractor":
+        raise ConfigError("--classifier fits a scikit-learn model on frozen features: use it with "
+                          "--strategy feature-extractor")
+    if classifier and head:
+        raise ConfigError("--classifier replaces the head by a linear model; drop --head")
+    class_list = parse_classes(classes) if isinstance(classes, str) else classes
+    options = TransferOptions(model=str(model), strategy=strategy, weights=weights, head=head,
+                              freeze_until=None if freeze_until is None else str(freeze_until),
+                              freeze_epochs=freeze_epochs, lr_ratio=lr_ratio, classifier=classifier,
+                              input_size=input_size,
+                              classes=",".join(map(str, class_list)) if class_list else None, per_class=per_class)
+    base_record(str(model))  # a wrong --model fails before a run directory is made
+    if isinstance(data, DataSplits):  # data already in memory (a Python user's own, or a benchmark's subset)
+        cfg, splits, run_dir, device = _start_with_splits(config, data, log=log, model=str(model), **overrides)
+    else:
+        cfg, splits, run_dir, device = start_run(config, log=log, model=str(model), data=data, **overrides)
+    write_yaml(run_dir / "transfer.yaml", dataclasses.asdict(options))
+    if class_list or per_class:
+        splits = select_classes(splits, class_list, per_class, seed=cfg.seed)
+        log(f"kept classes {splits.class_names}: {len(splits.train):,} train / {len(splits.val):,} val / "
+            f"{len(splits.test):,} test images")
+
+    # Steps 1 and 3: load the pretrained network, take its classifier off, add what the data needs.
+    net, info = build_transfer(str(model), input_shape=splits.input_shape, num_classes=splits.num_classes,
+                               weights=weights, head=head, input_size=input_size)
+    if info.get("mean"):
+        splits = dataclasses.replace(splits, mean=tuple(info["mean"]), std=tuple(info["std"]))
+    added = [f"new head `{net.head.spec}` for {splits.num_classes} classes on {info['num_features']} features "
+             f"(the old classifier `{info['removed']}` removed)"]
+    if info.get("adapted_channels"):
+        added.append(info["adapted_channels"] + " (filters summed/repeated as timm does)")
+    if info.get("resize"):
+        added.append(f"resize {splits.input_shape[1]}x{splits.input_shape[2]} -> "
+                     f"{info['resize'][0]}x{info['resize'][1]} on the batch, inside the model")
+    if info.get("recommended_size") and not info.get("exact_size") and info.get("resize") != info["recommended_size"]:
+        added.append(f"(the weights were trained at {info['recommended_size'][0]}x{info['recommended_size'][1]}; "
+                     f"--input-size {info['recommended_size'][0]} matches them, at a cost in time)")
+    norm = (f"normalised with the model's own mean {[round(v, 4) for v in splits.mean]} / std "
+            f"{[round(v, 4) for v in splits.std]}" if info.get("mean") else "normalised with the data's mean/std")
+    steps: list[tuple[str, str]] = [
+        ("Step 1: load the pretrained model", f"{info['loaded']}; {norm}."),
+        ("Step 3: add new layers", "\n".join(f"- {a}" for a in added)),
+    ]
+    log(f"step 1, load: {info['loaded']}")
+    for a in added:
+        log(f"step 3, add: {a}")
+
+    if classifier:
+        result, stage_notes = _fit_classifier(net, splits, cfg, device, run_dir, classifier, live=live, log=log)
+    else:
+        result, stage_notes = _train_stages(net, splits, cfg, device, run_dir, options, live=live, log=log,
+                                            callbacks=callbacks or [])
+    steps[1:1] = [stage_notes[0]]
+    steps += stage_notes[1:]
+    trainable, frozen = parameter_counts(net)
+    return finish_run(result, log=log, sections=steps,
+                      extra_summary={"strategy": strategy + (f" ({classifier})" if classifier else ""),
+                                     "pretrained": info["loaded"], "transfer": dataclasses.asdict(options),
+                                     "final_trainable_parameters": trainable, "final_frozen_parameters": frozen})
+
+
+def _start_with_splits(config, data: DataSplits, *, log, **overrides):
+    """start_run for data given as DataSplits: config, recipe, seed, device, run directory."""
+    from .api import seed_everything
+    from .device import pick_device
+    from .train.recipes import apply_recipe
+    from .train.rundir import new_run_dir, point_latest
+
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config = (config or TrainConfig()).updated(data=data.name, **overrides)
+    config.validate()
+    config = apply_recipe(config, data.name)
+    config.validate()
+    seed_everything(config.seed, config.deterministic)
+    device = pick_device(config.device)
+    run_dir = new_run_dir(config.out, data.name, config.name)
+    write_yaml(run_dir / "config.yaml", config.to_dict())
+    point_latest(run_dir)
+    log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images of "
+        f"{'x'.join(map(str, data.input_shape))}, {data.num_classes} classes (given in memory)")
+    return config, data, run_dir, device
+
+
+def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, run_dir: Path,
+                  options: TransferOptions, *, live, log, callbacks: list) -> tuple[Any, list[tuple[str, str]]]:
+    groups = net.block_groups
+    stages = plan(options.strategy, groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=options.lr_ratio,
+                  freeze_until=options.freeze_until, freeze_epochs=options.freeze_epochs)
+    notes: list[tuple[str, str]] = []
+    history: list[dict] = []
+    best, seconds, done = -1.0, 0.0, 0
+    trainer = None
+    for i, stage in enumerate(stages):
+        net.set_trainable(stage.trainable)
+        net.train()
+        table = group_table(net, stage)
+        trainable, frozen = parameter_counts(net)
+        step = ("Step 2: freeze layers" if i == 0 else f"Step 5: fine-tune, stage {i + 1}")
+        frozen_groups = [g for g in groups if g not in stage.lrs]
+        text = (f"Stage {i + 1}/{len(stages)} ({stage.name}), {stage.epochs} epoch(s): "
+                f"{trainable:,} trainable / {frozen:,} frozen parameters; frozen groups: "
+                f"{', '.join(frozen_groups) or 'none'}.\n\n{table}")
+        if i == 0:
+            notes.append(("Step 2: freeze layers", text))
+            notes.append(("Step 4: train the new layers", f"Stage 1 trains {', '.join(stage.trainable)}."))
+        else:
+            notes.append((step, text))
+        log(f"{'step 2/4' if i == 0 else 'step 5'}, stage {i + 1}/{len(stages)} ({stage.name}): "
+            f"{stage.epochs} epoch(s), {trainable:,} trainable / {frozen:,} frozen parameters")
+        for line in table.splitlines()[2:]:
+            log("  " + line.strip("| ").replace(" | ", "  "))
+        stage_cfg = cfg.updated(epochs=stage.epochs)
+        trainer = make_trainer(net, data, stage_cfg, device, run_dir, live=live, log=log,
+                               param_groups=optimizer_groups(net, stage, cfg.weight_decay or 0.0))
+        trainer.state.history = history
+        trainer.state.best_val_accuracy = best
+        trainer.state.train_seconds = seconds
+        trainer.callbacks.insert(0, _StageTagger(stage.name, done))
+        trainer.callbacks += callbacks  # e.g. a test's probe of what is frozen at every step
+        trainer.stage = stage
+        trainer.fit()
+        history, best, seconds = trainer.state.history, trainer.state.best_val_accuracy, trainer.state.train_seconds
+        done += stage.epochs
+    trainer.state.epoch = done
+    # The last stage's config has only its own epochs; the summary reports the whole run.
+    trainer.config = cfg
+    return trainer, notes
+
+
+def _fit_classifier(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, run_dir: Path, kind: str,
+                    *, live, log) -> tuple[Any, list[tuple[str, str]]]:
+    net.set_trainable(["head"])
+    net.to(device)
+    tic = time.perf_counter()
+    emb = embeddings(net, data, device, log=log)
+    val_accuracy = fit_sklearn_head(net, emb, kind, cfg.seed)
+    elapsed = time.perf_counter() - tic
+    trainable, frozen = parameter_counts(net)
+    trainer = make_trainer(net, data, cfg.updated(epochs=1), device, run_dir, live=live, log=log)
+    linear = head_linear(net)
+    x_train = emb["train_x"] @ linear.weight.detach().cpu().T + linear.bias.detach().cpu()
+    train_accuracy = float((x_train.argmax(1) == emb["train_y"]).float().mean())
+    trainer.state.history = [{"epoch": 1, "lr": 0.0, "train_loss": math.nan, "train_accuracy": train_accuracy,
+                              "val_loss": math.nan, "val_accuracy": val_accuracy, "seconds": elapsed,
+                              "images_per_second": len(data.train) / max(elapsed, 1e-9), "stage": kind}]
+    trainer.state.epoch, trainer.state.best_val_accuracy, trainer.state.train_seconds = 1, val_accuracy, elapsed
+    for folder in ("best", "last"):
+        save_bundle(net, run_dir / folder, bundle_meta(net, data, {"dataset": data.name}))
+    log(f"step 4, {kind} on frozen features: train accuracy {train_accuracy:.4f}, val accuracy {val_accuracy:.4f}")
+    notes = [("Step 2: freeze layers", f"The whole backbone is frozen ({frozen:,} parameters); features are "
+                                       f"extracted once and cached.\n\n{group_table(net, None)}"),
+             ("Step 4: train the new layers", f"A scikit-learn {kind} classifier on standardised "
+              f"{net.num_features}-dimensional embeddings, folded into the head's dense layer "
+              f"({trainable:,} parameters); val accuracy {val_accuracy:.4f}."),
+             ("Step 5: fine-tune", "Not done with --classifier: the backbone stays as pretrained.")]
+    return trainer, notes
