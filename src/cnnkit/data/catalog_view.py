@@ -158,8 +158,8 @@ def show(name: str, out: str | None = None, per_class: int = 8, max_classes: int
             ax = axes[c][j]
             ax.axis("off")
             if j < len(rows):
-                img = chosen.images[rows[j]]
-                ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray", vmin=0, vmax=255)
+                img = chosen.images[rows[j]].numpy()
+                ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
         axes[c][0].set_title(data.class_names[c], fontsize=7, loc="left")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in data.name)
     path = Path(out or ".") / f"{safe}-samples.png"
