@@ -170,3 +170,18 @@ def test_foreign_onnx_files_and_bad_paths_give_clear_errors(tmp_path):
     broken.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load"):
         open_runtime(broken, "onnxruntime")
+
+
+@pytest.mark.parametrize("name", ["tv:resnet18", "timm:resnet18"])
+def test_registry_models_export_from_their_bundles(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name, input_shape=(3, 32, 32), num_classes=4)
+    folder = save_bundle(model, tmp_path / "bundle", _meta(model, (3, 32, 32), 4))
+    result = export_model(folder, format="onnx")  # rebuilt from the bundle, checked in both runtimes
+    assert result.path == folder / "model.onnx" and max(result.differences.values()) <= 1e-4
+    image = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (70, 60, 3), dtype=np.uint8), mode="RGB").save(image)
+    want = predict(folder, [image], top_k=4)[0]["top"]
+    got = predict(result.path, [image], top_k=4, runtime="opencv")[0]["top"]
+    assert [t["index"] for t in got] == [t["index"] for t in want]
+    assert [t["probability"] for t in got] == pytest.approx([t["probability"] for t in want], abs=1e-4)
