@@ -8,7 +8,7 @@ The same verbs as the `cnnkit` command:
     >>> cnnkit.predict(run.run_dir, ["seven.png"])            # doctest: +SKIP
 """
 
-from .api import RunResult, evaluate, load, predict, train
+from .api import RunResult, evaluate, load, lr_find, predict, train
 from .errors import CnnkitError
 from .models import create_model, list_models
 from .train.config import TrainConfig
@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CnnkitError", "RunResult", "TrainConfig", "__version__", "create_model", "evaluate",
-    "list_models", "load", "predict", "train",
+    "list_models", "load", "lr_find", "predict", "train",
 ]

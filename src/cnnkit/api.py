@@ -123,7 +123,7 @@ def start_run(
     data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
                         fraction=config.fraction, seed=config.seed)
     load_seconds = time.perf_counter() - t_load
-    config = apply_recipe(config, data.name)
+    config = apply_recipe(config, data.name, data)
     config.validate()
     seed_everything(config.seed, config.deterministic)
     device = distributed.init(config.device)  # [distributed] = pick_device, + process group under torchrun
@@ -159,7 +159,12 @@ def make_trainer(model: nn.Module, data: DataSplits, config: TrainConfig, device
 
     printer = EpochPrinter(config.epochs, live=live if distributed.is_main() else False,
                            write=distributed.main_only(log))  # [distributed] rank 0 prints
-    return Trainer(model, data, config, device, run_dir, callbacks=[printer, MetricsWriter(run_dir)],
+    callbacks = [printer, MetricsWriter(run_dir)]
+    if config.tensorboard and distributed.is_main():
+        from .train.tensorboard import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger(run_dir, log=log))
+    return Trainer(model, data, config, device, run_dir, callbacks=callbacks,
                    save_bundle=save, **trainer_kwargs)
 
 
@@ -168,11 +173,21 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
     """Test the best weights (chosen on validation, never on test); write summary, plots, report."""
     data, config, run_dir, state = trainer.data, trainer.config, trainer.run_dir, trainer.state
     distributed.barrier()  # [distributed] rank 0 has written best/ before anyone reads it
+    for callback in trainer.callbacks:  # e.g. TensorBoard's writer
+        if hasattr(callback, "close"):
+            callback.close()
     best, _ = load_bundle(run_dir / "best", device=trainer.device)
-    logits, labels = trainer.predict(trainer.eval_loader(data.test), model=best)
+    if trainer.channels_last:
+        best = best.to(memory_format=torch.channels_last)
+    test_loader = trainer.eval_loader(data.test)
+    logits, labels = trainer.predict(test_loader, model=best, tta=bool(config.tta))
     test_loss = nn.functional.cross_entropy(logits, labels).item()
     predictions = logits.argmax(1)
     test_accuracy = (predictions == labels).float().mean().item()
+    tta_fields = {}
+    if config.tta:  # say what the flips added
+        plain, _ = trainer.predict(test_loader, model=best)
+        tta_fields = {"tta": True, "test_accuracy_no_tta": round((plain.argmax(1) == labels).float().mean().item(), 6)}
     trained_images = sum(h["images_per_second"] * h["seconds"] for h in state.history)
     summary = {
         "test_accuracy": round(test_accuracy, 6),
@@ -192,6 +207,12 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "seed": config.seed,
+        "recipe": config.recipe,
+        "best_epoch": state.best_epoch,
+        "stopped_early": state.stopped_early,
+        "amp": str(trainer.amp).replace("torch.", "") if trainer.amp is not None else "off",
+        "channels_last": trainer.channels_last,
+        **tta_fields,
         **distributed.summary_fields(config),  # [distributed] processes, global batch size
         **(extra_summary or {}),
     }
@@ -207,10 +228,52 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
     from .report.run import finish_report
 
     finish_report(run_dir, summary, state.history, labels.cpu().numpy(), predictions.cpu().numpy(),
-                  data.class_names, sections=sections)
+                  data.class_names, sections=sections, images=data.test.images,
+                  confidence=logits.softmax(1).max(1).values.cpu().numpy(),
+                  lr_trace=state.lr_trace, steps_per_epoch=len(trainer.train_loader))
     log(f"test accuracy {test_accuracy:.4f} (best val {state.best_val_accuracy:.4f}); "
         f"{state.train_seconds:.1f}s training; results in {run_dir}")
     return RunResult(run_dir, summary)
+
+
+def lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6, end: float = 1.0,
+            steps: int = 100, out: str | Path | None = None, log=print, **overrides: Any) -> dict[str, Any]:
+    """The learning-rate range test on a dataset's recipe model: plot + suggested peak lr.
+
+    Writes lr_find.png and lr_find.json into `out` (default runs/lr-find-<data>-<time>/)
+    and returns {suggestion, minimum, stopped_early, plot, ...}.
+
+    Examples:
+        >>> cnnkit.lr_find(data="fashion-mnist", steps=100)["suggestion"]   # doctest: +SKIP
+    """
+    import tempfile
+
+    from .report.plots import plot_lr_find
+    from .train.lr_find import range_test
+
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config = (config or TrainConfig()).updated(**overrides)
+    config.validate()
+    data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
+                        fraction=config.fraction, seed=config.seed)
+    config = apply_recipe(config, data.name, data)
+    # The schedule is replaced by the test's own exponential ramp; one "epoch" keeps the Trainer small.
+    config = config.updated(epochs=1, lr=start, ema=0.0, tensorboard=False)
+    seed_everything(config.seed, config.deterministic)
+    device = pick_device(config.device)
+    model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    log(f"range test of {config.model} on {data.name}: lr {start:g} -> {end:g} over {steps} steps")
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(model, data, config, device, Path(scratch))
+        result = range_test(trainer, start=start, end=end, steps=steps)
+    folder = Path(out) if out else new_run_dir(config.out, f"lr-find-{data.name}")
+    png = plot_lr_find(result.lrs, result.losses, result.smoothed, result.suggestion, folder / "lr_find.png",
+                       title=f"{data.name}, {config.model[:50]}, batch {config.batch_size}")
+    payload = {**result.to_dict(), "plot": str(png), "dataset": data.name, "model": config.model,
+               "batch_size": config.batch_size, "optimizer": config.optimizer}
+    write_json(folder / "lr_find.json", payload)
+    return payload
 
 
 # --------------------------------------------------------------------------- load / evaluate / predict

@@ -47,9 +47,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
-    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: on for CPU and CUDA)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--grad-clip", type=float, help="max global gradient norm")
+    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights, e.g. 0.999")
+    p.add_argument("--patience", type=int, help="stop after N epochs without a better val accuracy")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation for the final test (default: the recipe's)")
+    p.add_argument("--recipe", choices=["default", "best", "fast"], help="which of the dataset's recipes")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="TensorBoard event files in the run directory (default: on)")
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--deterministic", action="store_true", default=None)
     p.add_argument("--out", help="folder for run directories (default: runs)")
@@ -68,6 +76,7 @@ TRAIN_FLAGS = (
     "label_smoothing", "augment", "val_fraction", "limit", "fraction", "seed", "device", "amp",
     "channels_last", "compile", "grad_clip", "checkpoint_every", "deterministic", "out", "name",
     "sync_bn", "scale_lr",  # [distributed]
+    "ema", "patience", "tta", "recipe", "tensorboard",
 )
 
 
@@ -270,29 +279,6 @@ def _export_run(args) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- summary
-
-
-def _summary_setup(p):
-    p.add_argument("model", metavar="SPEC_OR_MODEL_OR_BUNDLE",
-                   help="a layer spec in quotes, a registry name, or a bundle / run directory")
-    p.add_argument("--input", metavar="CxHxW", help="image shape, e.g. 1x28x28 (a bundle knows its own)")
-    p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation memory (default 1)")
-    p.add_argument("--classes", type=int, help="classes of the classifier (default: as the spec says; 10 for a name)")
-    p.add_argument("--json", action="store_true", help="print the rows and totals as JSON")
-
-
-@command("summary", "every layer's output shape, parameters and MACs, with totals (Keras-style)", _summary_setup)
-def _summary_run(args) -> int:
-    from .models.resolve import resolve_model
-    from .nn.summary import summarize
-
-    model, input_shape = resolve_model(args.model, input_shape=args.input, num_classes=args.classes)
-    result = summarize(model, input_shape, batch_size=args.batch_size)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
-    return 0
-
-
 # --------------------------------------------------------------------------- finetune
 
 
@@ -335,6 +321,63 @@ def _finetune_run(args) -> int:
              freeze_until=args.freeze_until, freeze_epochs=args.freeze_epochs, lr_ratio=args.lr_ratio,
              classifier=args.classifier, input_size=args.input_size, classes=args.classes,
              per_class=args.per_class, **training)
+    return 0
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _summary_setup(p):
+    p.add_argument("model", metavar="SPEC_OR_MODEL_OR_BUNDLE",
+                   help="a layer spec in quotes, a registry name, or a bundle / run directory")
+    p.add_argument("--input", metavar="CxHxW", help="image shape, e.g. 1x28x28 (a bundle knows its own)")
+    p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation memory (default 1)")
+    p.add_argument("--classes", type=int, help="classes of the classifier (default: as the spec says; 10 for a name)")
+    p.add_argument("--json", action="store_true", help="print the rows and totals as JSON")
+
+
+@command("summary", "every layer's output shape, parameters and MACs, with totals (Keras-style)", _summary_setup)
+def _summary_run(args) -> int:
+    from .models.resolve import resolve_model
+    from .nn.summary import summarize
+
+    model, input_shape = resolve_model(args.model, input_shape=args.input, num_classes=args.classes)
+    result = summarize(model, input_shape, batch_size=args.batch_size)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
+    return 0
+
+
+# --------------------------------------------------------------------------- lr-find
+
+
+def _lr_find_setup(p):
+    p.add_argument("--data", help="dataset name or image folder (default: digits)")
+    p.add_argument("--model", help="registry name or layer spec (default: the dataset's recipe)")
+    p.add_argument("--recipe", choices=["default", "best", "fast"])
+    for flag, kind in (("--batch-size", int), ("--weight-decay", float), ("--label-smoothing", float),
+                       ("--limit", int), ("--seed", int)):
+        p.add_argument(flag, type=kind)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--augment", help="augmentation preset (default: the recipe's)")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--start-lr", type=float, default=1e-6)
+    p.add_argument("--end-lr", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=100, help="steps of the range test")
+    p.add_argument("--out", help="folder for the plot and lr_find.json (default: runs/lr-find-DATA-TIME)")
+
+
+@command("lr-find", "the learning-rate range test: a loss-vs-rate plot and a suggested --lr", _lr_find_setup)
+def _lr_find_run(args) -> int:
+    from .api import lr_find
+
+    overrides = {k: getattr(args, k) for k in ("data", "model", "recipe", "batch_size", "weight_decay",
+                                               "label_smoothing", "limit", "seed", "optimizer", "augment",
+                                               "amp", "device")}
+    result = lr_find(start=args.start_lr, end=args.end_lr, steps=args.steps, out=args.out, **overrides)
+    print(f"suggested --lr {result['suggestion']:.2g} (steepest descent); the loss is lowest at "
+          f"{result['minimum']:.2g}{' and diverged after it' if result['stopped_early'] else ''}")
+    print(f"plot: {result['plot']}")
     return 0
 
 

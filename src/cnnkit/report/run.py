@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import plot_confusion_matrix, plot_curves
+from .plots import plot_confident_mistakes, plot_confusion_matrix, plot_curves
 from .report import write_report
 
 
@@ -28,10 +28,23 @@ def per_class_scores(labels: np.ndarray, predictions: np.ndarray,
 
 def finish_report(run_dir: Path, summary: dict, history: list[dict], labels: np.ndarray,
                   predictions: np.ndarray, class_names: list[str],
-                  sections: list[tuple[str, str]] = ()) -> Path:
+                  sections: list[tuple[str, str]] = (), *, images=None, confidence: np.ndarray | None = None,
+                  lr_trace: list | None = None, steps_per_epoch: int | None = None) -> Path:
+    """Plots (curves, confusion matrix, confident mistakes when images are given) and report.md."""
     matrix, per_class = per_class_scores(labels, predictions, class_names)
     plots = run_dir / "plots"
-    plot_curves(history, plots / "curves.png")
+    plot_curves(history, plots / "curves.png", lr_trace=lr_trace, steps_per_epoch=steps_per_epoch)
     plot_confusion_matrix(matrix, class_names, plots / "confusion_matrix.png",
                           title=f"{summary['dataset']} test set, accuracy {summary['test_accuracy']:.4f}")
+    sections = list(sections)
+    if images is not None and confidence is not None:
+        images = images.cpu().numpy() if hasattr(images, "cpu") else np.asarray(images)
+        png = plot_confident_mistakes(images, labels, predictions, confidence, class_names,
+                                      plots / "confident_mistakes.png")
+        if png is not None:
+            sections.append(("Most confidently wrong test images",
+                             "The test images the model was surest about and got wrong "
+                             "(true class, predicted class, probability of the prediction): "
+                             "often label noise or truly ambiguous images.\n\n"
+                             "![confident mistakes](plots/confident_mistakes.png)"))
     return write_report(run_dir, summary, history, per_class, sections)

@@ -25,7 +25,8 @@ def _inner(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state) -> None:
+def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state, ema=None) -> None:
+    """Write everything `--resume` needs to one file; a crash leaves the previous file intact."""
     payload = {
         "version": VERSION,
         "model": _inner(model).state_dict(),
@@ -35,12 +36,14 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state) -> N
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "state": dataclasses.asdict(state),
+        "ema": ema.state_dict() if ema is not None else None,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, scaler):
+def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None):
+    """Restore the states saved by save_checkpoint; returns the TrainState."""
     from .trainer import TrainState
 
     if not path.is_file():
@@ -58,9 +61,15 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler):
     except (RuntimeError, ValueError, KeyError) as e:
         raise TrainingError(f"{path} does not match this model or optimizer ({str(e).splitlines()[0]}); "
                             "resume with the run's own config.yaml") from e
+    if ema is not None:
+        if payload.get("ema") is None:
+            raise TrainingError(f"{path} holds no EMA weights, but this run has --ema on; "
+                                "resume with the run's own config.yaml")
+        ema.load_state_dict(payload["ema"])
     scheduler.load_state_dict(payload["scheduler"])
     scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["rng_cpu"])
     if payload["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng_cuda"])
-    return TrainState(**payload["state"])
+    known = {f.name for f in dataclasses.fields(TrainState)}
+    return TrainState(**{k: v for k, v in payload["state"].items() if k in known})

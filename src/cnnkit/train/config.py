@@ -34,14 +34,19 @@ class TrainConfig:
     fraction: float | None = None  # stratified share of the training images
     seed: int = 0
     device: str = "auto"
-    amp: str = "auto"  # auto | bf16 | fp16 | off  (auto: bf16 on CUDA GPUs that have it)
-    channels_last: bool = False
+    amp: str = "auto"  # auto | bf16 | fp16 | off  (auto: see trainer.amp_dtype, chosen from measurements)
+    channels_last: bool | None = None  # None = auto: on wherever mixed precision is on
     compile: bool = False  # torch.compile the model
     sync_bn: bool = False  # distributed: SyncBatchNorm across GPUs (train/distributed.py)
     scale_lr: bool = False  # distributed: linear scaling rule, lr x number of processes (global batch)
     grad_clip: float | None = None  # max global gradient norm
+    ema: float | None = None  # decay of an exponential moving average of the weights (e.g. 0.999); off if None/0
+    patience: int = 0  # early stopping: stop after this many epochs without a better val accuracy (0 = off)
+    tta: bool | None = None  # flip test-time augmentation for the final val/test evaluation; None = recipe
+    recipe: str = "default"  # default | best | fast: which of the dataset's recipes fills the None fields
     checkpoint_every: int = 0  # also checkpoint every N steps (0 = only at epoch ends)
     deterministic: bool = False
+    tensorboard: bool = True  # write TensorBoard event files into the run directory
     out: str = "runs"  # folder that holds the run directories
     name: str | None = None  # run directory name; None = <data>-<date>-<time>
 
@@ -73,6 +78,12 @@ class TrainConfig:
             (self.amp in ("auto", "bf16", "fp16", "off"), "--amp must be auto, bf16, fp16 or off"),
             (0.0 <= self.warmup < 1.0, "--warmup is a share of the steps, in [0, 1)"),
             (self.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
+            (self.ema is None or 0.0 <= self.ema < 1.0, "--ema is a decay in [0, 1), e.g. 0.999"),
+            (self.patience >= 0, "--patience must be >= 0 (0 turns early stopping off)"),
+            (self.grad_clip is None or self.grad_clip > 0, "--grad-clip must be positive"),
+            (self.label_smoothing is None or 0.0 <= self.label_smoothing < 1.0,
+             "--label-smoothing must be in [0, 1)"),
+            (self.recipe in ("default", "best", "fast"), "--recipe must be default, best or fast"),
         ]
         for ok, message in checks:
             if not ok:

@@ -11,8 +11,11 @@ from pathlib import Path
 from ..errors import BundleError
 from ..fileio import write_text
 
-METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                   "seconds", "images_per_second")
+# metrics.csv holds what the training computed and nothing that depends on the clock, so two
+# runs of the same command (and a run resumed after a crash) give byte-identical files on the
+# CPU in deterministic mode; wall-clock timing goes to timing.csv beside it.
+METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+TIMING_COLUMNS = ("epoch", "seconds", "images_per_second")
 
 
 def new_run_dir(out: str | Path, dataset: str, name: str | None = None) -> Path:
@@ -47,9 +50,21 @@ def find_run(path: str | Path) -> Path:
     raise BundleError(f"{path} is not a run directory (no config.yaml); give runs/NAME or runs/latest")
 
 
-def write_metrics(run_dir: Path, history: list[dict]) -> None:
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRICS_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(history)
-    write_text(run_dir / "metrics.csv", buffer.getvalue())
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    """metrics.csv (one row per epoch, no clock values) and timing.csv (seconds, images/s)."""
+    _write_csv(run_dir / "metrics.csv", METRICS_COLUMNS, history)
+    _write_csv(run_dir / "timing.csv", TIMING_COLUMNS, history)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv back as a list of dicts of floats (epoch as int)."""
+    with open(run_dir / "metrics.csv", encoding="utf-8", newline="") as f:
+        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]

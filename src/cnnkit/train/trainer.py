@@ -6,12 +6,20 @@ every N steps when asked) and fires three events on its callbacks:
 `on_epoch_start(trainer, epoch, steps)`, `on_step(trainer, step, steps, loss,
 accuracy)` and `on_epoch_end(trainer, result)`; a callback may set
 `trainer.stop_training`. Everything needed to
-continue after a crash (weights, optimizer, schedule, RNG states, history) is in
-one checkpoint file written atomically, so a killed run resumes exactly.
+continue after a crash (weights, optimizer, schedule, EMA, RNG states, history)
+is in one checkpoint file written atomically, so a killed run resumes exactly.
+
+The loop never waits for the GPU inside an epoch: loss and correct counts are
+summed on the device and read back every `sync_every` steps (every step on the
+CPU, where reading costs nothing), which is also where a NaN/inf loss is caught;
+a checkpoint is only written after checking that the loss and the weights are
+finite, so the last checkpoint is always a good one. Why the defaults (bf16
+autocast, channels_last) are what they are: docs/training.md.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +35,7 @@ from ..errors import TrainingError
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .ema import ModelEma
 from .optim import make_optimizer, make_scheduler
 
 
@@ -56,19 +65,50 @@ class TrainState:
     train_seconds: float = 0.0
     partial: dict = field(default_factory=dict)  # running sums of a half-done epoch
     world_size: int = 1  # processes that wrote step_in_epoch (distributed resume remaps it)
+    best_epoch: int = 0  # the epoch whose weights are in best/
+    stopped_early: bool = False  # early stopping (--patience) ended the run
+    lr_trace: list = field(default_factory=list)  # [global step, lr] about 200 times per run, for the plot
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True on x86 CPUs with AVX512-BF16 or AMX (oneDNN then runs bf16 convs natively)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """Mixed precision: bf16 autocast on GPUs that have it by default; off on CPU unless asked."""
+    """The autocast dtype, or None for full fp32.
+
+    auto: bf16 on GPUs that have it, fp16 (with a grad scaler) on older GPUs, bf16 on
+    CPUs with native bf16 (measured 1.5-2.5x faster on small convs, same accuracy:
+    docs/training.md), fp32 elsewhere (emulated bf16 on CPUs is slower, MPS is patchy).
+    """
     if config.amp == "off":
         return None
     if config.amp == "fp16":
         return torch.float16
     if config.amp == "bf16":
         return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
+    """auto (None): on CUDA and the CPU (oneDNN and cuDNN prefer NHWC), off on MPS."""
+    if config.channels_last is not None:
+        return bool(config.channels_last)
+    return device.type in ("cuda", "cpu")
 
 
 class Trainer:
@@ -85,14 +125,15 @@ class Trainer:
         param_groups: list[dict] | None = None,
     ) -> None:
         self.config, self.device, self.run_dir, self.data = config, device, run_dir, data
+        self.channels_last = use_channels_last(config, device)
         self.model = model.to(device)
-        if config.channels_last:
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # [distributed] under torchrun: optional SyncBatchNorm, then DDP; `net` is self.model otherwise.
         self.model, net = distributed.wrap_model(self.model, device, sync_bn=config.sync_bn)
         self.train_loader = TensorLoader(
             data.train, batch_size=config.batch_size, mean=data.mean, std=data.std, device=device,
-            shuffle=True, augment=self._augment(), seed=config.seed, channels_last=config.channels_last,
+            shuffle=True, augment=self._augment(), seed=config.seed, channels_last=self.channels_last,
             **distributed.shard(),  # [distributed] this rank's disjoint slice of each epoch
         )
         self.val_loader = self.eval_loader(data.val)
@@ -104,10 +145,16 @@ class Trainer:
         self.amp = amp_dtype(config, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
         self.forward = torch.compile(net) if config.compile else net
+        # The EMA copy (when on) is what validation, the bundles and the test see.
+        self.ema = ModelEma(self.model, config.ema) if config.ema else None
+        self.eval_model = self.ema.module if self.ema is not None else self.forward
+        # Read the device-side sums back every step on the CPU (free), every 25 on accelerators.
+        self.sync_every = 1 if device.type == "cpu" else 25
         self.state = TrainState()
         self.callbacks = list(callbacks or [])
         self.save_bundle = save_bundle
         self.stop_training = False
+        self._last_good = "none yet"
 
     def _augment(self):
         from ..data.augment import get_augment
@@ -116,7 +163,7 @@ class Trainer:
 
     def eval_loader(self, split) -> TensorLoader:
         return TensorLoader(split, batch_size=max(512, self.config.batch_size), mean=self.data.mean,
-                            std=self.data.std, device=self.device, channels_last=self.config.channels_last,
+                            std=self.data.std, device=self.device, channels_last=self.channels_last,
                             **distributed.shard())  # [distributed] predict() gathers the shards back
 
     def fire(self, event: str, *args) -> None:
@@ -132,33 +179,61 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / "last" / "checkpoint.pt"
 
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps taken so far in this run (the schedule's position)."""
+        return int(self.scheduler.last_epoch)
+
     def save_checkpoint(self) -> None:
+        self.check_finite()
         state = distributed.checkpoint_state(self.state)  # [distributed] all ranks: global counters
         if distributed.is_main():  # [distributed] only rank 0 writes
-            save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler, self.scaler, state)
+            save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler, self.scaler, state,
+                            ema=self.ema)
+        self._last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
 
     def resume(self) -> None:
         self.state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler,
-                                     self.scaler)
+                                     self.scaler, ema=self.ema)
         distributed.adapt_resumed_state(self)  # [distributed] map steps to this world size
+        self._last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
+
+    def check_finite(self, loss: float | None = None) -> None:
+        """Stop with a clear message if the loss or any weight is NaN/inf (the last checkpoint stays good)."""
+        bad = None
+        if loss is not None and not math.isfinite(loss):
+            bad = f"the loss became {loss}"
+        elif loss is None:
+            params = [p.detach() for p in self.model.parameters()]
+            if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+                bad = "the weights became NaN/inf"
+        if bad:
+            raise TrainingError(
+                f"{bad} in epoch {self.state.epoch + 1}; training stopped. The last good checkpoint "
+                f"({self._last_good}) is kept in {self.checkpoint_path.parent}. Lower --lr (now "
+                f"{self.config.lr:g}) or set --grad-clip 1.0, then start again (or --resume)."
+            )
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self) -> TrainState:
         cfg = self.config
-        while self.state.epoch < cfg.epochs and not self.stop_training:
+        while self.state.epoch < cfg.epochs and not self.stop_training and not self.state.stopped_early:
             epoch = self.state.epoch
             result = self.train_epoch(epoch)
+            self.check_finite(result.train_loss)
             val_loss, val_acc = self.evaluate(self.val_loader)
             result.val_loss, result.val_accuracy = val_loss, val_acc
             self.state.history.append(result.row())
             self.state.epoch, self.state.step_in_epoch, self.state.partial = epoch + 1, 0, {}
             if val_acc > self.state.best_val_accuracy:
-                self.state.best_val_accuracy = val_acc
+                self.state.best_val_accuracy, self.state.best_epoch = val_acc, epoch + 1
                 if self.save_bundle:
-                    self.save_bundle(self.model, self.run_dir / "best")
+                    self.save_bundle(self.eval_model, self.run_dir / "best")
+            elif cfg.patience and epoch + 1 - self.state.best_epoch >= cfg.patience:
+                self.state.stopped_early = True  # saved in the checkpoint: a resume does not restart it
             if self.save_bundle:
-                self.save_bundle(self.model, self.run_dir / "last")
+                self.save_bundle(self.eval_model, self.run_dir / "last")
             self.save_checkpoint()
             self.fire("on_epoch_end", result)
             self.stop_training = distributed.any_rank(self.stop_training)  # [distributed] stop together
@@ -169,24 +244,39 @@ class Trainer:
         loader = self.train_loader
         loader.set_epoch(epoch)
         start_step = self.state.step_in_epoch
-        sums = self.state.partial or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        partial = self.state.partial or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        # Running sums live on the device (no host sync per step); a half-done epoch's come from the checkpoint.
+        loss_dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        loss_sum = torch.tensor(float(partial["loss"]), dtype=loss_dtype, device=self.device)
+        correct_sum = torch.tensor(int(partial["correct"]), dtype=torch.int64, device=self.device)
+        sums = {"loss": float(partial["loss"]), "correct": int(partial["correct"]),
+                "seen": int(partial["seen"]), "seconds": float(partial["seconds"])}
         steps = len(loader)
+        every = self.config.checkpoint_every
+        trace_every = max(1, self.total_steps // 200)
         self.fire("on_epoch_start", epoch + 1, steps)
         tic = time.perf_counter()
         for step, (x, y) in enumerate(loader.iterate(start_step), start=start_step):
+            if self.global_step % trace_every == 0:
+                self.state.lr_trace.append([self.global_step, self.optimizer.param_groups[0]["lr"]])
             loss, correct = self.train_step(x, y)
-            sums["loss"] += loss * len(y)
-            sums["correct"] += correct
+            loss_sum += loss * len(y)
+            correct_sum += correct
             sums["seen"] += len(y)
-            self.fire("on_step", step + 1, steps, sums["loss"] / sums["seen"], sums["correct"] / sums["seen"])
-            every = self.config.checkpoint_every
-            if every and (step + 1) % every == 0 and step + 1 < steps:
+            checkpoint_now = every and (step + 1) % every == 0 and step + 1 < steps
+            if (step + 1) % self.sync_every == 0 or step + 1 == steps or checkpoint_now:
+                sums["loss"], sums["correct"] = loss_sum.item(), int(correct_sum.item())
+                self.check_finite(sums["loss"])
+            self.fire("on_step", step + 1, steps, sums["loss"] / max(sums["seen"], 1),
+                      sums["correct"] / max(sums["seen"], 1))
+            if checkpoint_now:
                 now = time.perf_counter()
                 sums["seconds"] += now - tic
                 self.state.train_seconds += now - tic
-                tic = now
                 self.state.step_in_epoch, self.state.partial = step + 1, dict(sums)
                 self.save_checkpoint()
+                tic = time.perf_counter()  # the checkpoint's write is not training time
+        sums["loss"], sums["correct"] = loss_sum.item(), int(correct_sum.item())
         elapsed = time.perf_counter() - tic
         sums["seconds"] += elapsed
         self.state.train_seconds += elapsed
@@ -199,16 +289,11 @@ class Trainer:
             images_per_second=sums["seen"] / max(sums["seconds"], 1e-9),
         )
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns (mean loss, number correct) as 0-d tensors on the device."""
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.forward(x)
             loss = self.criterion(logits, y)
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the loss became {loss.item()} in epoch {self.state.epoch + 1}; the last good "
-                f"checkpoint is kept in {self.checkpoint_path.parent}. Lower --lr (now "
-                f"{self.config.lr}) or set --grad-clip, then start again or --resume."
-            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip:
@@ -217,24 +302,37 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return loss.item(), int((logits.argmax(1) == y).sum())
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
 
     @torch.no_grad()
-    def predict(self, loader: TensorLoader, model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, labels) for a whole split."""
-        model = model or self.forward
+    def predict(self, loader: TensorLoader, model: nn.Module | None = None,
+                tta: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, labels) for a whole split, from the EMA weights when on.
+
+        tta: also look at each image mirrored left-right and average the two probability
+        vectors (returned as log-probabilities, which argmax and cross-entropy take as logits).
+        """
+        model = model or self.eval_model
         was_training = self.model.training
         self.model.eval()
+        model.eval()
         outputs, labels = [], []
         for x, y in loader:
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                outputs.append(model(x).float())
+                out = model(x).float()
+                if tta:
+                    both = out.softmax(1) + model(x.flip(3)).float().softmax(1)
+                    out = (both / 2).clamp_min(1e-12).log()
+                outputs.append(out)
             labels.append(y)
         self.model.train(was_training)
         # [distributed] each rank predicted its shard; gather the whole split back, in order
         return distributed.gather_split(torch.cat(outputs), torch.cat(labels), loader)
 
-    def evaluate(self, loader: TensorLoader) -> tuple[float, float]:
-        logits, labels = self.predict(loader)
+    def evaluate(self, loader: TensorLoader, tta: bool = False) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) on a loader's split."""
+        logits, labels = self.predict(loader, tta=tta)
         loss = nn.functional.cross_entropy(logits, labels).item()
         return loss, (logits.argmax(1) == labels).float().mean().item()
