@@ -299,6 +299,8 @@ def _finetune_setup(p):
     p.add_argument("--input-size", type=int, help="resize inputs to this size (e.g. 224, what ImageNet weights saw)")
     p.add_argument("--classes", help="keep only these classes, e.g. 5-9 or 0,2,4")
     p.add_argument("--per-class", type=int, help="at most N labelled training images per class")
+    p.add_argument("--summary", action="store_true",
+                   help="print each stage's layer summary (trainable vs frozen parameters) and stop; trains nothing")
     for flag, kind, text in (("--epochs", int, None), ("--batch-size", int, None), ("--lr", float, "peak LR of the head"),
                              ("--weight-decay", float, None), ("--limit", int, "first N training images only"),
                              ("--seed", int, None), ("--device", str, "auto, cpu, cuda, cuda:N or mps"),
@@ -313,8 +315,14 @@ def _finetune_setup(p):
 @command("finetune", "transfer a pretrained model to new data (feature-extractor, freeze, full, gradual, fine-tune)",
          _finetune_setup)
 def _finetune_run(args) -> int:
-    from .finetune import finetune
+    from .finetune import finetune, finetune_summary
 
+    if args.summary:
+        print(finetune_summary(args.model, args.data or "digits", strategy=args.strategy, weights=args.weights,
+                               head=args.head, freeze_until=args.freeze_until, input_size=args.input_size,
+                               epochs=args.epochs or 4, lr=args.lr or 3e-3, lr_ratio=args.lr_ratio,
+                               freeze_epochs=args.freeze_epochs))
+        return 0
     training = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "limit", "seed", "device",
                                               "out", "name", "augment", "optimizer", "schedule", "amp")}
     finetune(args.model, args.data or "digits", strategy=args.strategy, weights=args.weights, head=args.head,

@@ -256,6 +256,32 @@ def finetune(
                                      "final_trainable_parameters": trainable, "final_frozen_parameters": frozen})
 
 
+def finetune_summary(model: str, data: str | DataSplits = "digits", *, strategy: str = "fine-tune",
+                     weights: str | None = None, head: str | None = None, freeze_until: str | int | None = None,
+                     input_size: int | None = None, epochs: int = 4, lr: float = 3e-3,
+                     lr_ratio: float = 100.0, freeze_epochs: int = 1) -> str:
+    """The Keras-style summary (trainable vs frozen parameters per layer) at every stage of `strategy`.
+
+    Builds the adapted model as `finetune` would and trains nothing (`cnnkit finetune ... --summary`).
+    """
+    from .data.dataset import load_dataset
+    from .nn.summary import summarize
+
+    base_record(str(model))
+    splits = data if isinstance(data, DataSplits) else load_dataset(data, limit=1)
+    net, info = build_transfer(str(model), input_shape=splits.input_shape, num_classes=splits.num_classes,
+                               weights=weights, head=head, input_size=input_size)
+    stages = plan(strategy, net.block_groups, epochs=epochs, lr=lr, lr_ratio=lr_ratio,
+                  freeze_until=freeze_until, freeze_epochs=freeze_epochs)
+    parts = [f"{info['loaded']}; block groups: {', '.join(net.block_groups)}"]
+    for i, stage in enumerate(stages, start=1):
+        net.set_trainable(stage.trainable)
+        net.train()
+        parts.append(f"\n== stage {i}/{len(stages)}: {stage.name}, {stage.epochs} epoch(s) ==\n"
+                     f"{group_table(net, stage)}\n\n{summarize(net, splits.input_shape).format()}")
+    return "\n".join(parts)
+
+
 def _start_with_splits(config, data: DataSplits, *, log, **overrides):
     """start_run for data given as DataSplits: config, recipe, seed, device, run directory."""
     from .api import seed_everything

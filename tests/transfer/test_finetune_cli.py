@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -78,3 +80,12 @@ def test_models_verb_filters(capsys):
     assert main(["models", "--source", "builtin"]) == 0
     assert "simple-cnn" in capsys.readouterr().out
     assert main(["models", "nothing-like-this*", "--source", "tv"]) == 2
+
+
+def test_summary_shows_trainable_and_frozen_for_the_strategy(fashion_run, capsys):
+    assert main(["finetune", "--model", str(fashion_run), "--data", "digits", "--strategy", "freeze",
+                 "--freeze-until", "1", "--summary"]) == 0
+    out = capsys.readouterr().out
+    # conv1 (8 filters of 3x3 + 8 biases) and bn1 (8 + 8) make the first group: 96 parameters, all frozen.
+    assert "| conv1..maxpool1 | 96 | frozen | - | eval mode |" in out
+    assert re.search(r"Frozen params:\s+96\n", out) and "backbone.layers.conv1" in out
