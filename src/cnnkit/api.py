@@ -125,6 +125,12 @@ def start_run(
     load_seconds = time.perf_counter() - t_load
     config = apply_recipe(config, data.name, data)
     config.validate()
+    if config.tta:
+        from .data.augment import get_augment
+
+        if not get_augment(config.augment or data.augment).flip:
+            log("note: --tta mirrors the test images, but this run trains without flips; "
+                "measured, that costs 2-3% accuracy (docs/training.md): use --no-tta or a *-flip --augment")
     seed_everything(config.seed, config.deterministic)
     device = distributed.init(config.device)  # [distributed] = pick_device, + process group under torchrun
     if run_dir is None and distributed.is_main():  # [distributed] rank 0 makes it, the others get its path
