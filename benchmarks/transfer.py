@@ -124,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seeds, args.per_class, args.pretrain_epochs, args.digits = 1, "10", 1, "10"
     methods = args.methods.split(",")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     tic = time.perf_counter()
     results: dict[str, dict[str, list[float]]] = {}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -115,6 +115,12 @@ def test_bundle_as_source_resizes_and_reloads(tmp_path):
     run = finetune(str(tmp_path / "donor"), data, strategy="full", head="dense16,relu", epochs=1, batch_size=8,
                    out=str(tmp_path / "runs"), log=lambda *a: None, live=False)
     _same_outputs(cnnkit.load(run.run_dir / "best"), run.run_dir / "best", (1, 8, 8))
+    # A fine-tuned run is itself a source: its block groups carry over, and it reloads too.
+    again = finetune(str(run.run_dir), data, strategy="feature-extractor", epochs=1, batch_size=8,
+                     out=str(tmp_path / "runs"), log=lambda *a: None, live=False)
+    model = cnnkit.load(again.run_dir / "best")
+    assert model.block_groups == ["conv1..maxpool1", "conv2..maxpool2", "dense1", "old-head", "head"]
+    _same_outputs(model, again.run_dir / "best", (1, 8, 8))
 
 
 def test_adapt_conv_weight_keeps_the_response_of_grey_images():

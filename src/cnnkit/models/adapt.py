@@ -169,6 +169,10 @@ def backbone_groups(backbone: nn.Module) -> list[tuple[str, list[str]]]:
             label = "stem" if ordinal == 0 and len(grouped) > 1 else _label(names)
             groups.append((label, list(names)))
         return _chunk(groups, 6)
+    if isinstance(backbone, TransferNet):  # a fine-tuned model transferred again: its own groups
+        present = set(named)
+        return [("old-head" if n == "head" else n, [p for p in ps if p in present]) for n, ps in backbone.groups
+                if any(p in present for p in ps)]  # what is left of its head (extra layers) stays a group
     if isinstance(backbone, SpecNet):  # one group per conv block (conv, bn, relu, pool), cut after each pool
         current: list[str] = []
         label: list[str] = []
@@ -277,9 +281,3 @@ class TransferNet(nn.Module):
             for name in self.frozen_batchnorms():
                 self.get_submodule(name).eval()
         return self
-
-
-def head_param_names(model: TransferNet) -> list[str]:
-    return dict(model.groups)["head"]
-
-
