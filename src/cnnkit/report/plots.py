@@ -109,7 +109,8 @@ def plot_lr_find(lrs: list[float], losses: list[float], smoothed: list[float], s
     ax.set_xscale("log")
     finite = [v for v in smoothed if np.isfinite(v)]
     if finite:  # keep the blow-up at the end from flattening the interesting part
-        low, first = min(finite), finite[0]
+        low = min(finite + [v for v in losses if np.isfinite(v)])
+        first = max(finite[: max(1, len(finite) // 10)])
         ax.set_ylim(low - 0.1 * abs(first - low) - 1e-3, first + 0.5 * abs(first - low) + 1e-3)
     if np.isfinite(suggestion):
         ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested lr {suggestion:.2g}")
