@@ -28,7 +28,7 @@ from .api import RunResult, bundle_meta, finish_run, make_trainer, start_run
 from .data.dataset import DataSplits
 from .data.loader import TensorLoader
 from .data.sources import cnnkit_home
-from .errors import ConfigError
+from .errors import CnnkitError, ConfigError
 from .fileio import atomic_path, write_yaml
 from .models.adapt import TransferNet
 from .models.bundle import save_bundle
@@ -218,8 +218,14 @@ def finetune(
             f"{len(splits.test):,} test images")
 
     # Steps 1 and 3: load the pretrained network, take its classifier off, add what the data needs.
-    net, info = build_transfer(str(model), input_shape=splits.input_shape, num_classes=splits.num_classes,
-                               weights=weights, head=head, input_size=input_size)
+    try:
+        net, info = build_transfer(str(model), input_shape=splits.input_shape, num_classes=splits.num_classes,
+                                   weights=weights, head=head, input_size=input_size)
+        stages = plan(strategy, net.block_groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=lr_ratio,
+                      freeze_until=options.freeze_until, freeze_epochs=freeze_epochs)
+    except CnnkitError:
+        _discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
+        raise
     if info.get("mean"):
         splits = dataclasses.replace(splits, mean=tuple(info["mean"]), std=tuple(info["std"]))
     added = [f"new head `{net.head.spec}` for {splits.num_classes} classes on {info['num_features']} features "
@@ -245,7 +251,7 @@ def finetune(
     if classifier:
         result, stage_notes = _fit_classifier(net, splits, cfg, device, run_dir, classifier, live=live, log=log)
     else:
-        result, stage_notes = _train_stages(net, splits, cfg, device, run_dir, options, live=live, log=log,
+        result, stage_notes = _train_stages(net, splits, cfg, device, run_dir, stages, live=live, log=log,
                                             callbacks=callbacks or [])
     steps[1:1] = [stage_notes[0]]
     steps += stage_notes[1:]
@@ -282,6 +288,15 @@ def finetune_summary(model: str, data: str | DataSplits = "digits", *, strategy:
     return "\n".join(parts)
 
 
+def _discard_run_dir(run_dir: Path) -> None:
+    import shutil
+
+    latest = run_dir.parent / "latest"
+    if latest.is_symlink() and latest.resolve() == run_dir.resolve():
+        latest.unlink()
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def _start_with_splits(config, data: DataSplits, *, log, **overrides):
     """start_run for data given as DataSplits: config, recipe, seed, device, run directory."""
     from .api import seed_everything
@@ -306,10 +321,8 @@ def _start_with_splits(config, data: DataSplits, *, log, **overrides):
 
 
 def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, run_dir: Path,
-                  options: TransferOptions, *, live, log, callbacks: list) -> tuple[Any, list[tuple[str, str]]]:
+                  stages: list[Stage], *, live, log, callbacks: list) -> tuple[Any, list[tuple[str, str]]]:
     groups = net.block_groups
-    stages = plan(options.strategy, groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=options.lr_ratio,
-                  freeze_until=options.freeze_until, freeze_epochs=options.freeze_epochs)
     notes: list[tuple[str, str]] = []
     history: list[dict] = []
     best, seconds, done = -1.0, 0.0, 0

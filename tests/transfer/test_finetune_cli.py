@@ -63,13 +63,15 @@ def test_finetune_logistic_and_head_options(fashion_run, tmp_path, capsys):
     assert model.head.spec == "dense32,relu,dropout0.2,dense10"
 
 
-def test_finetune_user_errors_exit_2(fashion_run, capsys):
-    assert main(["finetune", "--model", "runs/nothing-here", "--data", "digits"]) == 2
+def test_finetune_user_errors_exit_2(fashion_run, capsys, tmp_path):
+    assert main(["finetune", "--model", "runs/nothing-here", "--data", "digits", "--out", str(tmp_path)]) == 2
     assert "give a run directory or bundle" in capsys.readouterr().err
     assert main(["finetune", "--model", str(fashion_run), "--data", "digits", "--strategy", "freeze",
-                 "--freeze-until", "conv9", "--limit", "32"]) == 2
+                 "--freeze-until", "conv9", "--limit", "32", "--out", str(tmp_path)]) == 2
     assert "block group" in capsys.readouterr().err
-    assert main(["finetune", "--model", str(fashion_run), "--data", "digits", "--classifier", "svm"]) == 2
+    assert list(tmp_path.iterdir()) == []  # no run directory is left behind by a run that never trained
+    assert main(["finetune", "--model", str(fashion_run), "--data", "digits", "--classifier", "svm",
+                 "--out", str(tmp_path)]) == 2
     assert "feature-extractor" in capsys.readouterr().err
 
 

@@ -60,14 +60,35 @@ def test_torchvision_hash_is_checked_by_default():
         build_transfer("tv:resnet18", input_shape=(3, 32, 32), num_classes=2, weights="imagenet")
 
 
-def test_missing_torchvision_weights_say_url_and_cache_path(capsys):
+def test_missing_torchvision_weights_say_url_and_cache_path(capsys, tmp_path):
     from cnnkit.cli import main
 
-    rc = main(["finetune", "--model", "tv:resnet18", "--weights", "imagenet", "--data", "digits", "--limit", "20"])
+    rc = main(["finetune", "--model", "tv:resnet18", "--weights", "imagenet", "--data", "digits", "--limit", "20",
+               "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in err
     assert "hub/checkpoints/resnet18-f37072fd.pth" in err and "Traceback" not in err
+
+
+def test_a_failed_load_leaves_no_run_directory(tmp_path, capsys):
+    from cnnkit.cli import main
+
+    rc = main(["finetune", "--model", "timm:resnet18.a1_in1k", "--weights", "imagenet", "--data", "digits",
+               "--limit", "20", "--out", str(tmp_path)])
+    assert rc == 2 and "huggingface.co/timm/resnet18.a1_in1k" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hf_transformers_names_say_which_extra():
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        with pytest.raises(ModelError, match=r"pip install 'cnnkit\[hf\]'"):
+            build_transfer("hf:microsoft/resnet-50", input_shape=(3, 32, 32), num_classes=2)
+    else:
+        with pytest.raises(ModelError, match="not wired"):
+            build_transfer("hf:microsoft/resnet-50", input_shape=(3, 32, 32), num_classes=2)
 
 
 def test_timm_weights_from_hf_cache_and_finetune(tmp_path):

@@ -47,6 +47,8 @@ def base_record(model: str) -> dict[str, Any]:
         return {"source": "timm", "name": name}
     if prefix == "hf-hub":
         return {"source": "timm", "name": model}
+    if prefix == "hf":
+        _hf_transformers(name)
     if Path(model).expanduser().exists():
         raise BundleError(f"{model} is neither a cnnkit bundle nor a run directory with best/ or last/")
     # A bare name: torchvision's if it has one (the guide's resnet18, vgg16 ...), else timm's.
@@ -61,6 +63,18 @@ def base_record(model: str) -> dict[str, Any]:
         pass
     raise ModelError(f"--model {model!r}: give a run directory or bundle, tv:NAME, timm:NAME or hf-hub:ORG/NAME "
                      "(`cnnkit models --pretrained` lists them)")
+
+
+def _hf_transformers(name: str) -> None:
+    """Hugging Face transformers image classifiers (`hf:microsoft/resnet-50`): not wired in (yet)."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise ModelError(f"hf:{name} needs Hugging Face transformers: pip install 'cnnkit[hf]'. The same "
+                         "CNN families (ResNet, ConvNeXt, MobileNet, EfficientNet, RegNet) come with "
+                         "ImageNet weights through timm: `cnnkit models 'convnext*' --source timm`") from None
+    raise ModelError(f"hf:{name}: transformers models are not wired into cnnkit yet; use the timm or "
+                     "hf-hub:timm/... version of the architecture (`cnnkit models --source timm`)")
 
 
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
@@ -237,4 +251,5 @@ def _run_factory(name: str, **_: Any) -> nn.Module:
 
 
 register_source("run", _run_factory, runs_lister)
+register_source("hf", lambda name, **_: _hf_transformers(name), lambda pattern: [])
 register_source("transfer", _transfer_factory, lambda pattern: [])
