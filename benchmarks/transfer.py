@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-epochs", type=int, default=1)
     p.add_argument("--pretrain-per-class", type=int, default=2000, help="pretraining images per class (of ~5,400)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of every method (the head's)")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of every method")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--digits", default="10,50", help="digits: labelled images per class ('all' = every one)")
     p.add_argument("--quick", action="store_true", help="1 seed, 10 per class, a small pretraining")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks += [(f"digits, {n}/class", digits, None, None if n == "all" else int(n))
                   for n in args.digits.split(",") if n]
         for label, data, classes, n in tasks:
-            epochs = EPOCHS
+            epochs = args.epochs
             for seed in range(args.seeds):
                 target = few_shot(data, classes, n, seed)
                 for method in methods:
