@@ -10,6 +10,11 @@ import torch
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+# Set before collection too: huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported,
+# and a test module that imports timm at module level imports it before any fixture runs.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["CNNKIT_OFFLINE"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def offline_cache(tmp_path_factory, monkeypatch):
