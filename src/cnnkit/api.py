@@ -20,7 +20,7 @@ from torch import nn
 
 from .data.dataset import DataSplits, ImageArrays, load_dataset
 from .data.images import load_image
-from .data.loader import TensorLoader
+from .data.loader import TensorLoader, make_loader
 from .device import pick_device
 from .errors import CnnkitError
 from .fileio import read_json, read_yaml, write_json, write_yaml
@@ -121,7 +121,7 @@ def start_run(
     config.validate()
     t_load = time.perf_counter()
     data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
-                        fraction=config.fraction, seed=config.seed)
+                        fraction=config.fraction, seed=config.seed, strict=config.strict)
     load_seconds = time.perf_counter() - t_load
     config = apply_recipe(config, data.name, data)
     config.validate()
@@ -234,7 +234,8 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
     from .report.run import finish_report
 
     finish_report(run_dir, summary, state.history, labels.cpu().numpy(), predictions.cpu().numpy(),
-                  data.class_names, sections=sections, images=data.test.images,
+                  data.class_names, sections=sections,
+                  images=data.test.images if data.path == "tensor" else None,
                   confidence=logits.softmax(1).max(1).values.cpu().numpy(),
                   lr_trace=state.lr_trace, steps_per_epoch=len(trainer.train_loader))
     log(f"test accuracy {test_accuracy:.4f} (best val {state.best_val_accuracy:.4f}); "
@@ -262,7 +263,7 @@ def lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6, en
     config = (config or TrainConfig()).updated(**overrides)
     config.validate()
     data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
-                        fraction=config.fraction, seed=config.seed)
+                        fraction=config.fraction, seed=config.seed, strict=config.strict)
     config = apply_recipe(config, data.name, data)
     # The schedule is replaced by the test's own exponential ramp; one "epoch" keeps the Trainer small.
     config = config.updated(epochs=1, lr=start, ema=0.0, tensorboard=False)
@@ -306,9 +307,10 @@ def evaluate(path: str | Path, data: str | None = None, *, out: str | Path | Non
     name = data or meta.summary.get("dataset")
     if not name:
         raise CnnkitError("the bundle does not say which dataset it was trained on; pass --data NAME")
-    splits = load_dataset(name)
-    test = _fit_split(splits.test, meta)
-    loader = TensorLoader(test, batch_size=batch_size, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
+    # Variable-size image datasets are decoded straight to the model's input size.
+    splits = load_dataset(name, image_size=tuple(meta.input_shape[1:]))
+    test = _fit_split(splits.test, meta) if splits.path == "tensor" else splits.test
+    loader = make_loader(test, batch_size=batch_size, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
     logits, labels = _predict_all(model, loader)
     predictions = logits.argmax(1).numpy()
     labels_np = labels.numpy()

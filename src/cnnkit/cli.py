@@ -42,8 +42,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--augment", help="augmentation preset (default: the dataset's)")
     p.add_argument("--val-fraction", type=float)
-    p.add_argument("--limit", type=int, help="first N training images only")
+    p.add_argument("--limit", type=int, help="N training images only, stratified by class")
     p.add_argument("--fraction", type=float, help="stratified share of the training images")
+    p.add_argument("--strict", action="store_true", default=None,
+                   help="stop at an unreadable image instead of skipping and counting it")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
@@ -73,7 +75,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 TRAIN_FLAGS = (
     "data", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup",
-    "label_smoothing", "augment", "val_fraction", "limit", "fraction", "seed", "device", "amp",
+    "label_smoothing", "augment", "val_fraction", "limit", "fraction", "strict", "seed", "device", "amp",
     "channels_last", "compile", "grad_clip", "checkpoint_every", "deterministic", "out", "name",
     "sync_bn", "scale_lr",  # [distributed]
     "ema", "patience", "tta", "recipe", "tensorboard",

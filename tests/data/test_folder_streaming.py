@@ -166,15 +166,19 @@ def test_cli_trains_on_a_user_folder_with_a_corrupt_jpeg_and_a_txt(messy_folder,
     assert "1 unreadable file(s) were skipped" in (run / "report.md").read_text()
 
 
-def test_trainer_runs_on_the_streaming_path_through_make_loader(tmp_path, monkeypatch):
-    """The one-line Trainer change (TensorLoader -> make_loader) is all the streaming path needs."""
-    import importlib
+def test_cli_strict_stops_at_the_corrupt_jpeg(messy_folder, tmp_path, capsys):
+    (messy_folder / "empty_class").rmdir()
+    assert main(["train", "--data", str(messy_folder), "--epochs", "1", "--strict",
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert "broken.jpg" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
-    trainer_module = importlib.import_module("cnnkit.train.trainer")
+
+def test_trainer_runs_on_the_streaming_path_through_make_loader(tmp_path, monkeypatch):
+    """The Trainer builds its loaders with make_loader, so a streaming split trains unchanged."""
     root = class_folder(tmp_path / "many", ["a", "b"], per_class=12, size=(16, 16))
     (root / "b" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
     monkeypatch.setattr("cnnkit.data.dataset.TENSOR_PATH_BYTES", 1000)  # force streaming
-    monkeypatch.setattr(trainer_module, "TensorLoader", make_loader, raising=False)
     monkeypatch.setattr("cnnkit.data.streaming.default_workers", lambda: 0)
     from cnnkit.api import make_trainer, start_run
     from cnnkit.models import create_model

@@ -30,8 +30,9 @@ class TrainConfig:
     label_smoothing: float | None = None
     augment: str | None = None  # augmentation preset; None = the dataset's
     val_fraction: float = 0.1  # share of train held out for validation (stratified)
-    limit: int | None = None  # first N training images only
+    limit: int | None = None  # N training images only, stratified by class
     fraction: float | None = None  # stratified share of the training images
+    strict: bool = False  # an unreadable image is an error instead of a skipped, counted file
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # auto | bf16 | fp16 | off  (auto: see trainer.amp_dtype, chosen from measurements)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..data.dataset import DataSplits
-from ..data.loader import TensorLoader
+from ..data.loader import TensorLoader, make_loader
 from ..errors import TrainingError
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -131,7 +131,8 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         # [distributed] under torchrun: optional SyncBatchNorm, then DDP; `net` is self.model otherwise.
         self.model, net = distributed.wrap_model(self.model, device, sync_bn=config.sync_bn)
-        self.train_loader = TensorLoader(
+        # make_loader: the tensor path for in-memory splits, the streaming path for image files.
+        self.train_loader = make_loader(
             data.train, batch_size=config.batch_size, mean=data.mean, std=data.std, device=device,
             shuffle=True, augment=self._augment(), seed=config.seed, channels_last=self.channels_last,
             **distributed.shard(),  # [distributed] this rank's disjoint slice of each epoch
@@ -162,7 +163,7 @@ class Trainer:
         return get_augment(self.config.augment or self.data.augment)
 
     def eval_loader(self, split) -> TensorLoader:
-        return TensorLoader(split, batch_size=max(512, self.config.batch_size), mean=self.data.mean,
+        return make_loader(split, batch_size=max(512, self.config.batch_size), mean=self.data.mean,
                             std=self.data.std, device=self.device, channels_last=self.channels_last,
                             **distributed.shard())  # [distributed] predict() gathers the shards back
 
