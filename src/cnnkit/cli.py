@@ -128,7 +128,7 @@ def _evaluate_run(args) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{result['dataset']} test set: {result['images']:,} images, accuracy {result['accuracy']:.4f}")
-    width = max(len(r["class"]) for r in result["per_class"])
+    width = max(len("class"), *(len(r["class"]) for r in result["per_class"]))
     print(f"{'class':<{width}}  precision  recall     f1  support")
     for r in result["per_class"]:
         print(f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:5.4f}  {r['support']:7d}")
