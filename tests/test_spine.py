@@ -137,3 +137,15 @@ def test_cli_trains_fashion_mnist_subset(fashion_available, tmp_path):
                  "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["train_images"] == 3000 and summary["test_accuracy"] > 0.6
+
+
+def test_a_model_that_cannot_be_built_leaves_no_run_directory(tmp_path, capsys):
+    assert main(["train", "--model", "conv8-3,relu,dense5", "--out", str(tmp_path)]) == 2
+    assert "dense10" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_on_a_dataset_with_other_classes_is_a_clear_error(fashion_like_bundle, capsys):
+    assert main(["evaluate", str(fashion_like_bundle), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "classes" in err and "Traceback" not in err

@@ -30,7 +30,7 @@ from .train import distributed
 from .train.config import TrainConfig
 from .train.progress import EpochPrinter
 from .train.recipes import apply_recipe
-from .train.rundir import find_run, new_run_dir, point_latest, write_metrics
+from .train.rundir import discard_run_dir, find_run, new_run_dir, point_latest, write_metrics
 from .train.trainer import Trainer
 
 
@@ -88,7 +88,12 @@ def train(
     """
     log = distributed.main_only(log)  # [distributed] only rank 0 prints
     config, data, run_dir, device = start_run(config, resume=resume, log=log, **overrides)
-    model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    try:
+        model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    except CnnkitError:
+        if resume is None:
+            discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
+        raise
     log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
         f"run directory {run_dir}")
     trainer = make_trainer(model, data, config, device, run_dir, live=live, log=log)
@@ -315,9 +320,10 @@ def evaluate(path: str | Path, data: str | None = None, *, out: str | Path | Non
     predictions = logits.argmax(1).numpy()
     labels_np = labels.numpy()
     class_names = meta.class_names
-    if len(splits.class_names) != len(class_names):
-        raise CnnkitError(f"the model knows {len(class_names)} classes but {name} has "
-                          f"{len(splits.class_names)}; evaluate on the dataset it was trained on")
+    if list(splits.class_names) != list(class_names):
+        raise CnnkitError(f"the model's classes ({', '.join(class_names[:4])}, ...) are not those of {name} "
+                          f"({', '.join(splits.class_names[:4])}, ...); evaluate on the dataset it was "
+                          "trained on, or fine-tune it first (`cnnkit finetune`)")
     matrix, per_class = per_class_scores(labels_np, predictions, class_names)
     out_dir = Path(out) if out else find_bundle(path).parent / "evaluate"
     png = plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",

@@ -34,6 +34,7 @@ from .models.adapt import TransferNet
 from .models.bundle import save_bundle
 from .models.pretrained import base_record, build_transfer
 from .train.config import TrainConfig
+from .train.rundir import discard_run_dir
 from .train.transfer import STRATEGIES, Stage, optimizer_groups, parse_classes, plan, select_classes
 
 
@@ -224,7 +225,7 @@ def finetune(
         stages = plan(strategy, net.block_groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=lr_ratio,
                       freeze_until=options.freeze_until, freeze_epochs=freeze_epochs)
     except CnnkitError:
-        _discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
+        discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
         raise
     if info.get("mean"):
         splits = dataclasses.replace(splits, mean=tuple(info["mean"]), std=tuple(info["std"]))
@@ -286,15 +287,6 @@ def finetune_summary(model: str, data: str | DataSplits = "digits", *, strategy:
         parts.append(f"\n== stage {i}/{len(stages)}: {stage.name}, {stage.epochs} epoch(s) ==\n"
                      f"{group_table(net, stage)}\n\n{summarize(net, splits.input_shape).format()}")
     return "\n".join(parts)
-
-
-def _discard_run_dir(run_dir: Path) -> None:
-    import shutil
-
-    latest = run_dir.parent / "latest"
-    if latest.is_symlink() and latest.resolve() == run_dir.resolve():
-        latest.unlink()
-    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _start_with_splits(config, data: DataSplits, *, log, **overrides):

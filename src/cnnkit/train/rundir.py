@@ -42,6 +42,16 @@ def point_latest(run_dir: Path) -> None:
         write_text(run_dir.parent / "latest.txt", run_dir.name + "\n")
 
 
+def discard_run_dir(run_dir: Path) -> None:
+    """Remove a run directory that never trained (a model that could not be built), and its latest link."""
+    import shutil
+
+    latest = run_dir.parent / "latest"
+    if latest.is_symlink() and latest.resolve() == run_dir.resolve():
+        latest.unlink()
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def find_run(path: str | Path) -> Path:
     """A run directory given its path, or `runs/latest`."""
     path = Path(path).expanduser()
