@@ -29,7 +29,7 @@ def offline_cache(tmp_path_factory, monkeypatch):
     return home
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fashion_available():
     """The Debian copy of Fashion-MNIST; with CI set, missing data is a failure, not a skip."""
     if not (FASHION_SYSTEM_DIR / "train-images-idx3-ubyte.gz").exists():

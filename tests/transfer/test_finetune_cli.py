@@ -12,7 +12,7 @@ from cnnkit.cli import main
 
 
 @pytest.fixture(scope="module")
-def fashion_run(tmp_path_factory, fashion_available_module):
+def fashion_run(tmp_path_factory, fashion_available):
     out = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CNNKIT_OFFLINE", "1")
@@ -22,17 +22,6 @@ def fashion_run(tmp_path_factory, fashion_available_module):
                            limit=256, epochs=1, batch_size=64, val_fraction=0.02, out=str(out), name="fashion",
                            log=lambda *a: None, live=False)
     return run.run_dir
-
-
-@pytest.fixture(scope="module")
-def fashion_available_module():
-    import os
-    from pathlib import Path
-
-    if not (Path("/usr/share/datasets/fashion-mnist") / "train-images-idx3-ubyte.gz").exists():
-        if os.environ.get("CI"):
-            pytest.fail("Fashion-MNIST is missing: CI must `apt-get install dataset-fashion-mnist`")
-        pytest.skip("Fashion-MNIST system copy not installed (apt-get install dataset-fashion-mnist)")
 
 
 @pytest.mark.parametrize("strategy", ["feature-extractor", "freeze", "full", "gradual", "fine-tune"])
