@@ -73,6 +73,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="multiply --lr by the number of processes (linear scaling rule)")
 
 
+# The --x / --no-x options of train (argparse.BooleanOptionalAction).
+NEGATABLE_FLAGS = ("channels_last", "tta", "tensorboard")
+
 TRAIN_FLAGS = (
     "data", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup",
     "label_smoothing", "augment", "val_fraction", "limit", "fraction", "strict", "seed", "device", "amp",
@@ -96,7 +99,8 @@ def _train_run(args) -> int:
     if args.nproc:  # [distributed] re-run this same command under torchrun, N processes
         from .train.distributed import launch, relaunch_args
 
-        return launch(args.nproc, relaunch_args(args, (*TRAIN_FLAGS, "config", "resume", "debug")))
+        return launch(args.nproc, relaunch_args(args, (*TRAIN_FLAGS, "config", "resume", "debug"),
+                                                negatable=NEGATABLE_FLAGS))
     if args.resume:
         given = [k for k, v in overrides.items() if v is not None]
         if given:

@@ -165,6 +165,16 @@ def test_relaunch_args_skip_unset_values():
     assert distributed.relaunch_args(ns, ("data", "sync_bn", "compile", "epochs")) == ["--epochs", "2"]
 
 
+def test_nproc_passes_no_flags_on():
+    from cnnkit.cli import NEGATABLE_FLAGS
+
+    args = build_parser().parse_args(["train", "--nproc", "2", "--no-tta", "--no-channels-last", "--tensorboard"])
+    argv = distributed.relaunch_args(args, (*TRAIN_FLAGS, "config", "resume"), negatable=NEGATABLE_FLAGS)
+    assert argv == ["--no-channels-last", "--no-tta", "--tensorboard"]
+    reparsed = build_parser().parse_args(["train", *argv])
+    assert all(getattr(reparsed, k) == getattr(args, k) for k in TRAIN_FLAGS)
+
+
 def test_the_launcher_names_the_run_to_resume():
     assert distributed._run_hint(["--epochs", "2", "--name", "k", "--out", "x"]) == "x/k"
     assert distributed._run_hint(["--resume", "runs/a"]) == "runs/a"

@@ -437,15 +437,20 @@ def supervise(trainer) -> Iterator[None]:
 # --------------------------------------------------------------------------- `cnnkit train --nproc N`
 
 
-def relaunch_args(args, names: tuple[str, ...]) -> list[str]:
-    """The `cnnkit train` flags that reproduce the parsed `args` (booleans as bare flags)."""
+def relaunch_args(args, names: tuple[str, ...], negatable: tuple[str, ...] = ()) -> list[str]:
+    """The `cnnkit train` flags that reproduce the parsed `args` (booleans as bare flags).
+
+    `negatable` names the --x/--no-x options: for those, False is a choice the user made
+    (`--no-tta`) and is passed on as `--no-x`; for the others False means unset.
+    """
     argv: list[str] = []
     for name in names:
         value = getattr(args, name, None)
-        if value is None or value is False:
-            continue
         flag = "--" + name.replace("_", "-")
-        argv += [flag] if value is True else [flag, str(value)]
+        if value is False and name in negatable:
+            argv.append("--no-" + name.replace("_", "-"))
+        elif value is not None and value is not False:
+            argv += [flag] if value is True else [flag, str(value)]
     return argv
 
 
