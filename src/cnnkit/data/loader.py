@@ -82,10 +82,17 @@ def make_loader(split: ImageArrays | FileList, **kwargs):
     return TensorLoader(split, **kwargs)
 
 
-class TensorLoader:
+class BatchLoader:
+    """What both loading paths share: the epoch's order, its length, and batch preparation.
+
+    Subclasses hold the samples (`num_items` of them) and implement `iterate(start_batch)`;
+    `prepare` turns a uint8 batch into the normalised, augmented float batch the model sees.
+    """
+
     def __init__(
         self,
-        data: ImageArrays,
+        num_items: int,
+        channels: int,
         *,
         batch_size: int,
         mean: tuple[float, ...],
@@ -99,9 +106,8 @@ class TensorLoader:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
+        self.num_items = num_items
         self.device = torch.device(device)
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment if augment is not None and augment.active else None
@@ -109,14 +115,14 @@ class TensorLoader:
         self.drop_last = drop_last
         self.channels_last = channels_last
         self.rank, self.world_size = rank, world_size
-        self.scale, self.shift = normaliser(mean, std, self.images.shape[1], self.device)
+        self.scale, self.shift = normaliser(mean, std, channels, self.device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _indices(self) -> torch.Tensor:
-        return epoch_order(len(self.labels), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+        return epoch_order(self.num_items, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
 
     def __len__(self) -> int:
         n = self.num_samples
@@ -124,11 +130,32 @@ class TensorLoader:
 
     @property
     def num_samples(self) -> int:
-        n = len(self.labels) if hasattr(self, "labels") else len(self.files)
+        """Samples this rank sees per epoch (padded as DistributedSampler pads)."""
+        n = self.num_items
         return -(-n // self.world_size) if self.world_size > 1 else n
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate()
+
+    def iterate(self, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def prepare(self, x: torch.Tensor, batch_number: int) -> torch.Tensor:
+        """uint8 batch on the device -> normalised float, augmented from (seed, epoch, batch)."""
+        x = torch.addcmul(self.shift, x.float(), self.scale)
+        if self.augment is not None:
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 100_003 + batch_number)
+            x = self.augment(x, g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+class TensorLoader(BatchLoader):
+    def __init__(self, data: ImageArrays, **kwargs) -> None:
+        super().__init__(len(data.labels), data.images.shape[1], **kwargs)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
 
     def iterate(self, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._indices().to(self.device)
@@ -138,13 +165,4 @@ class TensorLoader:
 
     def make_batch(self, idx: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
         with one_thread(self.device):
-            return self._make_batch(idx, batch_number)
-
-    def _make_batch(self, idx: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.addcmul(self.shift, self.images[idx].float(), self.scale)
-        if self.augment is not None:
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 100_003 + batch_number)
-            x = self.augment(x, g)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.labels[idx]
+            return self.prepare(self.images[idx], batch_number), self.labels[idx]

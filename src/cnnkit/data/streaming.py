@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DatasetError
 from .arrays import FileList
-from .augment import BatchAugment
 from .decode import DECODE_ERRORS, DataWarning, _cache_key, decode_file
+from .loader import BatchLoader, one_thread
 
 
 class DecodedCache:
@@ -100,58 +100,21 @@ def default_workers() -> int:
     return max(0, min(8, cores - 1))
 
 
-class StreamingLoader:
+class StreamingLoader(BatchLoader):
     def __init__(
         self,
         data: FileList,
         *,
-        batch_size: int,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        device: torch.device | str = "cpu",
-        shuffle: bool = False,
-        augment: BatchAugment | None = None,
-        seed: int = 0,
-        drop_last: bool = False,
-        channels_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
         num_workers: int | None = None,
         cache_dir: str | Path | None = None,
         transform=None,
+        **kwargs,
     ) -> None:
-        from .loader import epoch_order, normaliser
-
+        super().__init__(len(data), data.channels, **kwargs)
         self.files = data
-        self.device = torch.device(device)
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
-        self.augment = augment if augment is not None and augment.active else None
-        self.channels_last = channels_last
-        self.rank, self.world_size = rank, world_size
         self.num_workers = default_workers() if num_workers is None else num_workers
-        self.scale, self.shift = normaliser(mean, std, data.channels, self.device)
         self.cache = DecodedCache(Path(cache_dir), data) if cache_dir else None
         self.transform = transform  # per image, in the workers; must keep uint8 C x H x W of data.size
-        self._order = epoch_order
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _indices(self) -> torch.Tensor:
-        return self._order(len(self.files), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
-
-    def __len__(self) -> int:
-        n = self.num_samples
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    @property
-    def num_samples(self) -> int:
-        n = len(self.labels) if hasattr(self, "labels") else len(self.files)
-        return -(-n // self.world_size) if self.world_size > 1 else n
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.iterate()
 
     def iterate(self, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._indices()
@@ -178,16 +141,6 @@ class StreamingLoader:
             warnings.warn(f"skipped {len(new)} unreadable image(s), e.g. {new[0]}", DataWarning, stacklevel=3)
 
     def make_batch(self, x: torch.Tensor, y: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from .loader import one_thread
-
         with one_thread(self.device):
-            return self._make_batch(x, y, batch_number)
-
-    def _make_batch(self, x: torch.Tensor, y: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.addcmul(self.shift, x.to(self.device, non_blocking=True).float(), self.scale)
-        if self.augment is not None:
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 100_003 + batch_number)
-            x = self.augment(x, g)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y.to(self.device, non_blocking=True)
+            x = self.prepare(x.to(self.device, non_blocking=True), batch_number)
+            return x, y.to(self.device, non_blocking=True)
