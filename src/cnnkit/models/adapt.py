@@ -110,7 +110,12 @@ def adapt_in_channels(model: nn.Module, in_chans: int) -> bool:
 
 
 def strip_classifier(model: nn.Module) -> tuple[int, str]:
-    """Replace the last classifier layer by Identity, so the model returns features; (num_features, name)."""
+    """Replace the last classifier layer by Identity, so the model returns features; (num_features, name).
+
+    A library wrapper (sources_hf, sources_keras) brings its own `cnnkit_strip_classifier()`.
+    """
+    if hasattr(model, "cnnkit_strip_classifier"):
+        return model.cnnkit_strip_classifier()
     if isinstance(model, SpecNet):
         if model.classifier_name is None:
             raise ModelError("the pretrained spec model has no dense classifier to replace")
@@ -161,6 +166,8 @@ def backbone_groups(backbone: nn.Module) -> list[tuple[str, list[str]]]:
     """Block groups of a backbone, input to output: [(group name, [parameter names])]."""
     named = [n for n, p in backbone.named_parameters()]
     groups: list[tuple[str, list[str]]] = []
+    if hasattr(backbone, "cnnkit_groups"):  # a library wrapper (sources_hf, sources_keras) knows its stages
+        return _chunk(backbone.cnnkit_groups(), 6)
     if hasattr(backbone, "group_matcher") and hasattr(backbone, "pretrained_cfg"):  # timm's own split
         from timm.models import group_parameters
 

@@ -12,6 +12,7 @@ that says what was loaded, removed and added, and the normalisation to use.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,22 @@ import torch
 from torch import nn
 
 from ..errors import BundleError, ModelError
-from . import sources_timm, sources_torchvision
+from . import sources_torchvision
 from .adapt import TransferNet, adapt_in_channels, first_conv, strip_classifier
 from .bundle import META, find_bundle, load_bundle, read_meta
 from .registry import register_source
 
 Shape = tuple[int, int, int]
+
+# Sources whose `build(name, *, in_chans, weights) -> (backbone, info)` loads the weights through the
+# library's own mechanism and adapts the first convolution itself; `lister(pattern)` feeds `cnnkit
+# models`. Imported on first use: each library is an optional extra.
+LIBRARY_SOURCES = {"timm": "sources_timm", "hf": "sources_hf", "keras": "sources_keras"}
+
+
+def library(source: str):
+    """The module of a library source (sources_timm, sources_hf, sources_keras)."""
+    return importlib.import_module(f".{LIBRARY_SOURCES[source]}", __package__)
 
 
 def is_bundle_path(model: str) -> bool:
@@ -43,12 +54,10 @@ def base_record(model: str) -> dict[str, Any]:
     prefix, _, name = model.partition(":")
     if prefix == "tv":
         return {"source": "tv", "name": name}
-    if prefix == "timm":
-        return {"source": "timm", "name": name}
+    if prefix in LIBRARY_SOURCES:
+        return {"source": prefix, "name": name}
     if prefix == "hf-hub":
         return {"source": "timm", "name": model}
-    if prefix == "hf":
-        _hf_transformers(name)
     if Path(model).expanduser().exists():
         raise BundleError(f"{model} is neither a cnnkit bundle nor a run directory with best/ or last/")
     # A bare name: torchvision's if it has one (the guide's resnet18, vgg16 ...), else timm's.
@@ -63,18 +72,6 @@ def base_record(model: str) -> dict[str, Any]:
         pass
     raise ModelError(f"--model {model!r}: give a run directory or bundle, tv:NAME, timm:NAME or hf-hub:ORG/NAME "
                      "(`cnnkit models --pretrained` lists them)")
-
-
-def _hf_transformers(name: str) -> None:
-    """Hugging Face transformers image classifiers (`hf:microsoft/resnet-50`): not wired in (yet)."""
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        raise ModelError(f"hf:{name} needs Hugging Face transformers: pip install 'cnnkit[hf]'. The same "
-                         "CNN families (ResNet, ConvNeXt, MobileNet, EfficientNet, RegNet) come with "
-                         "ImageNet weights through timm: `cnnkit models 'convnext*' --source timm`") from None
-    raise ModelError(f"hf:{name}: transformers models are not wired into cnnkit yet; use the timm or "
-                     "hf-hub:timm/... version of the architecture (`cnnkit models --source timm`)")
 
 
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
@@ -131,8 +128,8 @@ def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Mod
             skipped = load_partial(model, load_state_file(path), str(path))
             info = {"loaded": f"tv:{base['name']} weights from {path}"
                               + (f" (left out: {', '.join(skipped[:4])})" if skipped else "")}
-    elif source == "timm":
-        return sources_timm.build(base["name"], in_chans=in_chans, weights=weights or None)
+    elif source in LIBRARY_SOURCES:
+        return library(source).build(base["name"], in_chans=in_chans, weights=weights or None)
     else:
         raise ModelError(f"unknown pretrained source {source!r}")
     old = first_conv(model)[1].in_channels
@@ -200,10 +197,7 @@ def build_transfer(model: str, *, input_shape: Shape, num_classes: int, weights:
 def _transfer_factory(name: str, *, input_shape: Shape, num_classes: int, base: dict, in_chans: int,
                       head: str | None = None, resize: list[int] | None = None) -> TransferNet:
     """Rebuild a TransferNet's structure from its arch record (weights come from the bundle)."""
-    if base["source"] == "timm":
-        backbone, _ = sources_timm.build(base["name"], in_chans=in_chans, weights=None)
-    else:
-        backbone, _ = _backbone(base, in_chans=in_chans, weights=None)
+    backbone, _ = _backbone(base, in_chans=in_chans, weights=None)
     num_features, _ = strip_classifier(backbone)
     return TransferNet(backbone, num_features, num_classes, head=head, resize=tuple(resize) if resize else None)
 
@@ -244,12 +238,12 @@ def runs_lister(pattern: str) -> list[tuple[str, str, bool]]:
 
 
 register_source("tv", _source_factory("tv"), sources_torchvision.lister)
-register_source("timm", _source_factory("timm"), sources_timm.lister)
+for _prefix in LIBRARY_SOURCES:
+    register_source(_prefix, _source_factory(_prefix), lambda pattern, _p=_prefix: library(_p).lister(pattern))
 register_source("hf-hub", _source_factory("hf-hub"), lambda pattern: [])
 def _run_factory(name: str, **_: Any) -> nn.Module:
     raise ModelError(f"give the run directory itself (--model runs/{name}); `cnnkit finetune` transfers it")
 
 
 register_source("run", _run_factory, runs_lister)
-register_source("hf", lambda name, **_: _hf_transformers(name), lambda pattern: [])
 register_source("transfer", _transfer_factory, lambda pattern: [])
