@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 # and a test module that imports timm at module level imports it before any fixture runs.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["CNNKIT_OFFLINE"] = "1"
+# Keras reads KERAS_HOME once, at import (and writes keras.json there): never the user's ~/.keras.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="cnnkit-test-keras-")
 
 
 @pytest.fixture(autouse=True)
