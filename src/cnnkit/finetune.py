@@ -62,11 +62,14 @@ def group_table(model: TransferNet, stage: Stage | None) -> str:
     """One row per block group: parameters, trained or frozen, learning rate, BatchNorm mode (as set now)."""
     params = dict(model.named_parameters())
     bns = {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    # A Keras backbone's BatchNormalization layers are not torch modules: it reports them itself.
+    library_bns = getattr(model.backbone, "cnnkit_batchnorm_training", dict)()
     rows = ["| group | parameters | state | learning rate | BatchNorm |", "|---|---:|---|---:|---|"]
     for name, names in model.groups:
         count = sum(params[n].numel() for n in names)
         trained = stage is not None and name in stage.lrs
         modes = {"train" if m.training else "eval" for b, m in bns.items() if f"{b}.weight" in names}
+        modes |= {"train" if t else "eval" for p, t in library_bns.items() if f"backbone.{p}" in names}
         bn = "/".join(sorted(modes)) + " mode" if modes else "-"
         lr = f"{stage.lrs[name]:.2e}" if trained else "-"
         rows.append(f"| {name} | {count:,} | {'trained' if trained else 'frozen'} | {lr} | {bn} |")

@@ -32,6 +32,9 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     """Every 2-D convolution, in registration order (for the models here, forward order)."""
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
+        if any(hasattr(m, "keras_model") for m in model.modules()):
+            raise ModelError("a Keras backbone's layers are Keras layers, not torch modules, so cnnkit cannot "
+                             "hook its feature maps; explain works on cnnkit, tv:, timm: and hf: models")
         raise ModelError("the model has no 2-D convolution layer to look inside; "
                          "explain works on convolutional networks")
     return convs

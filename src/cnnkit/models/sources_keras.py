@@ -28,6 +28,7 @@ import importlib.util
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -75,10 +76,16 @@ NAMES = ["ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "Conv
 
 def family(name: str) -> tuple[str, int, int]:
     """(preprocessing mode, smallest input side, ImageNet input side) of an Application."""
+    if name not in NAMES:
+        import difflib
+
+        close = difflib.get_close_matches(name, NAMES, n=3)
+        raise ModelError(f"keras:{name} is not a Keras Application" + (f"; did you mean {', '.join(close)}?"
+                         if close else "") + " `cnnkit models --source keras` lists them")
     for pattern, mode, smallest, size in FAMILIES:
         if re.fullmatch(pattern, name):
             return mode, smallest, size or EFFICIENTNET_SIZES[name.removeprefix("EfficientNet")]
-    raise ModelError(f"keras:{name} is not a Keras Application; `cnnkit models --source keras` lists them")
+    raise ModelError(f"keras:{name}: no preprocessing known for this Application")
 
 
 def _stage(layer_name: str) -> str | None:
@@ -168,9 +175,10 @@ class KerasBackbone(nn.Module):
         self._batchnorms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
 
     def _names(self, layer) -> list[str]:
-        """The parameter names (in this module) of a Keras layer's trainable variables."""
+        """The parameter names (in this module) of a Keras layer's trainable variables (even when frozen)."""
         own = {id(p): f"params.{n}" for n, p in self.params.items()}
-        return [own[id(v.value)] for v in layer.trainable_weights if id(v.value) in own]
+        return [own[id(v.value)] for v in layer.weights if v.name not in ("moving_mean", "moving_variance")
+                and v.dtype.startswith("float") and id(v.value) in own]
 
     def cnnkit_strip_classifier(self) -> tuple[int, str]:
         return self.num_features, "the Keras top (built with include_top=False, pooling='avg')"
@@ -197,6 +205,16 @@ class KerasBackbone(nn.Module):
         size = -(-len(weighted) // 5)
         parts = [weighted[i:i + size] for i in range(0, len(weighted), size)]
         return [(f"{part[0][0]}..{part[-1][0]}", [p for _, ps in part for p in ps]) for part in parts]
+
+    def cnnkit_batchnorm_training(self) -> dict[str, bool]:
+        """Each BatchNormalization parameter -> whether the layer normalises with batch statistics now."""
+        out = {}
+        for layer in self._batchnorms:
+            names = self._names(layer)
+            params = dict(self.named_parameters())
+            training = self.training and any(params[n].requires_grad for n in names)
+            out.update(dict.fromkeys(names, training))
+        return out
 
     def _sync_batchnorm(self) -> None:
         """Keras runs a BatchNormalization with trainable=False in inference mode: freeze = eval, as in torch."""
@@ -252,7 +270,9 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
     if name.startswith(("MobileNetV3", "ConvNeXt", "EfficientNetV2")):  # B0-B7 always rescale
         kwargs["include_preprocessing"] = True
     try:
-        with _downloads(allowed=os.environ.get("CNNKIT_OFFLINE") != "1"):
+        with _downloads(allowed=os.environ.get("CNNKIT_OFFLINE") != "1"), warnings.catch_warnings():
+            # "input_shape is undefined ... weights for (224, 224) loaded": any size is fine without the top
+            warnings.filterwarnings("ignore", message=".*input_shape.*", category=UserWarning)
             model = constructor(**kwargs)
     except _DownloadRefused as e:
         raise _offline_error(name, e.url, "CNNKIT_OFFLINE=1") from None
