@@ -80,15 +80,16 @@ def test_a_failed_load_leaves_no_run_directory(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_hf_transformers_names_say_which_extra():
-    import importlib.util
+def test_hf_transformers_names_say_which_extra(monkeypatch):
+    import sys
 
-    if importlib.util.find_spec("transformers") is None:
-        with pytest.raises(ModelError, match=r"pip install 'cnnkit\[hf\]'"):
-            build_transfer("hf:microsoft/resnet-50", input_shape=(3, 32, 32), num_classes=2)
-    else:
-        with pytest.raises(ModelError, match="not wired"):
-            build_transfer("hf:microsoft/resnet-50", input_shape=(3, 32, 32), num_classes=2)
+    from cnnkit.models import sources_hf
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if it were not installed: import fails
+    with pytest.raises(ModelError, match=r"pip install 'cnnkit\[hf\]'"):
+        build_transfer("hf:microsoft/resnet-50", input_shape=(3, 32, 32), num_classes=2)
+    assert sources_hf.lister("*") == []
+    # (tests/transfer/test_hf_source.py covers the source itself, with transformers installed)
 
 
 def test_timm_weights_from_hf_cache_and_finetune(tmp_path):
