@@ -235,7 +235,7 @@ def finetune(
     added = [f"new head `{net.head.spec}` for {splits.num_classes} classes on {info['num_features']} features "
              f"(the old classifier `{info['removed']}` removed)"]
     if info.get("adapted_channels"):
-        added.append(info["adapted_channels"] + " (filters summed/repeated as timm does)")
+        added.append(info["adapted_channels"])
     if info.get("resize"):
         added.append(f"resize {splits.input_shape[1]}x{splits.input_shape[2]} -> "
                      f"{info['resize'][0]}x{info['resize'][1]} on the batch, inside the model")

@@ -156,3 +156,17 @@ def test_each_family_gets_its_own_preprocessing(name, mean, bgr):
     net.eval()
     with torch.no_grad():
         assert net(torch.rand(2, 3, 32, 32)).shape == (2, 2)
+
+
+def test_a_cached_file_with_the_wrong_hash_is_reported_and_kept():
+    from cnnkit.models.sources_keras import weights_dir
+
+    weights_dir().mkdir(parents=True, exist_ok=True)
+    path = weights_dir() / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"  # ResNet50 names a hash
+    path.write_bytes(b"not the published file")
+    try:
+        with pytest.raises(ModelError, match="hash is not the one Keras expects"):
+            build_transfer("keras:ResNet50", input_shape=(3, 32, 32), num_classes=2, weights="imagenet")
+        assert path.read_bytes() == b"not the published file"  # Keras's clean-up would have deleted it
+    finally:
+        path.unlink()

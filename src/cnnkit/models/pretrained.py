@@ -134,7 +134,8 @@ def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Mod
         raise ModelError(f"unknown pretrained source {source!r}")
     old = first_conv(model)[1].in_channels
     if adapt_in_channels(model, in_chans):
-        info["adapted_channels"] = f"first convolution {first_conv(model)[0]}: {old} -> {in_chans} input channels"
+        info["adapted_channels"] = (f"first convolution {first_conv(model)[0]}: {old} -> {in_chans} input channels "
+                                    "(filters summed/repeated as timm does)")
     return model, info
 
 

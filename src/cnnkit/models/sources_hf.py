@@ -185,7 +185,7 @@ def _set_in_channels(backbone: HFBackbone, in_chans: int) -> str | None:
     for module in backbone.modules():  # ResNet/ConvNeXt/RegNet embeddings refuse other channel counts
         if type(module).__module__.startswith("transformers") and getattr(module, "num_channels", None) == old:
             module.num_channels = in_chans
-    return f"first convolution {name}: {old} -> {in_chans} input channels"
+    return f"first convolution {name}: {old} -> {in_chans} input channels (filters summed/repeated as timm does)"
 
 
 # --------------------------------------------------------------- loading

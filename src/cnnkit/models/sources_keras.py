@@ -282,7 +282,8 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
         if "URL fetch failure" not in str(e):
             raise
         url = re.search(r"https?://\S+?\.h5", str(e))
-        raise _offline_error(name, url.group(0) if url else None, str(e).splitlines()[0][-120:]) from e
+        reason = str(e).splitlines()[0].rpartition(" -- ")[2][:160]  # "URL fetch failure on URL: code -- why"
+        raise _offline_error(name, url.group(0) if url else None, reason) from e
     mean, std, bgr = PREPROCESS[mode]
     backbone = KerasBackbone(model, name=name, in_chans=in_chans, bgr=bgr and in_chans == 3)
     info: dict = {"loaded": f"keras:{name} with random weights (no --weights given)",
@@ -292,5 +293,6 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
         where = source or f"Keras's cache ({weights_dir()})"
         info["loaded"] = f"keras:{name} ImageNet weights from {where}"
     if in_chans == 1:
-        info["adapted_channels"] = "grey images repeated to the 3 channels the first convolution takes"
+        info["adapted_channels"] = ("grey images repeated to the 3 channels the first convolution takes "
+                                    "(the same as summing its filters over colour)")
     return backbone, info
