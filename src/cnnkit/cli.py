@@ -289,10 +289,11 @@ def _export_run(args) -> int:
 
 
 def _finetune_setup(p):
-    p.add_argument("--model", required=True, metavar="MODEL_OR_RUN_OR_BUNDLE",
-                   help="tv:NAME, timm:NAME, hf-hub:ORG/NAME, a run directory or a bundle")
+    p.add_argument("--model", metavar="MODEL_OR_RUN_OR_BUNDLE",
+                   help="tv:NAME, timm:NAME, hf-hub:ORG/NAME, hf:ORG/NAME, keras:NAME, a run directory or a bundle")
+    p.add_argument("--resume", metavar="RUN", help="continue a finetune run that stopped (its own options are used)")
     p.add_argument("--data", help="dataset name or image folder (default: digits)")
-    p.add_argument("--strategy", default="fine-tune",
+    p.add_argument("--strategy", default=None, help="how to freeze and unfreeze (default: fine-tune)",
                    choices=["feature-extractor", "freeze", "full", "gradual", "fine-tune"])
     p.add_argument("--weights", help="imagenet, a weights enum name, a .safetensors/.pth file or a run directory")
     p.add_argument("--head", help="extra head layers in the spec language, e.g. 'dense256,relu,dropout0.3'")
@@ -323,6 +324,19 @@ def _finetune_setup(p):
 def _finetune_run(args) -> int:
     from .finetune import finetune, finetune_summary
 
+    if args.resume:
+        given = [k for k in ("model", "data", "strategy", "weights", "head", "freeze_until", "classifier",
+                             "input_size", "classes", "per_class", "epochs", "batch_size", "lr", "weight_decay",
+                             "limit", "seed", "device", "out", "name", "augment", "optimizer", "schedule", "amp")
+                 if getattr(args, k) is not None]
+        if given or args.summary:
+            flag = given[0] if given else "summary"
+            raise CnnkitError(f"--resume continues a run with its own options; drop --{flag.replace('_', '-')}")
+        finetune(None, resume=args.resume)
+        return 0
+    if not args.model:
+        raise CnnkitError("finetune needs --model MODEL_OR_RUN_OR_BUNDLE (or --resume RUN)")
+    args.strategy = args.strategy or "fine-tune"
     if args.summary:
         print(finetune_summary(args.model, args.data or "digits", strategy=args.strategy, weights=args.weights,
                                head=args.head, freeze_until=args.freeze_until, input_size=args.input_size,

@@ -33,6 +33,7 @@ from .fileio import atomic_path, write_yaml
 from .models.adapt import TransferNet
 from .models.bundle import save_bundle
 from .models.pretrained import base_record, build_transfer
+from .train.checkpoint import read_checkpoint
 from .train.config import TrainConfig
 from .train.rundir import discard_run_dir
 from .train.transfer import STRATEGIES, Stage, optimizer_groups, parse_classes, plan, select_classes
@@ -181,6 +182,7 @@ def finetune(
     per_class: int | None = None,
     config: TrainConfig | dict | None = None,
     callbacks: list | None = None,
+    resume: str | Path | None = None,
     live: bool | None = None,
     log=print,
     **overrides: Any,
@@ -189,12 +191,16 @@ def finetune(
 
     `data` is a dataset name, an image folder or DataSplits already in memory; `callbacks`
     are added to the Trainer of every stage (`trainer.stage` is the Stage it runs).
+    `resume=RUN` continues a stopped run with its own transfer.yaml and config.yaml, from the
+    stage and step of its last checkpoint (the other arguments are then not used).
 
     Examples:
         >>> import cnnkit
         >>> run = cnnkit.finetune("runs/fashion", "digits", strategy="gradual")   # doctest: +SKIP
         >>> run = cnnkit.finetune("tv:resnet18", "./photos", weights="imagenet")   # doctest: +SKIP
     """
+    if resume is not None:
+        return _resume(resume, callbacks=callbacks, live=live, log=log)
     if strategy not in STRATEGIES:
         plan(strategy, ["head"], epochs=1, lr=1.0)  # raises with a suggestion
     if classifier not in (None, "logistic", "svm"):
@@ -216,6 +222,34 @@ def finetune(
     else:
         cfg, splits, run_dir, device = start_run(config, log=log, model=str(model), data=data, **overrides)
     write_yaml(run_dir / "transfer.yaml", dataclasses.asdict(options))
+    return _transfer(options, cfg, splits, run_dir, device, callbacks=callbacks, live=live, log=log)
+
+
+def _resume(resume: str | Path, *, callbacks, live, log) -> RunResult:
+    """Continue a stopped finetune run: its options, config, data and the stage of its checkpoint."""
+    from .fileio import read_yaml
+    from .train.rundir import find_run
+
+    folder = find_run(resume)
+    if not (folder / "transfer.yaml").is_file():
+        raise ConfigError(f"{folder} is not a finetune run (no transfer.yaml); `cnnkit train --resume` "
+                          "continues a training run")
+    options = TransferOptions(**read_yaml(folder / "transfer.yaml"))
+    if options.classifier:
+        raise ConfigError(f"{folder} fitted a scikit-learn classifier in one go: there is nothing to resume; "
+                          "run the command again")
+    cfg, splits, run_dir, device = start_run(None, resume=folder, log=log)
+    return _transfer(options, cfg, splits, run_dir, device, callbacks=callbacks, live=live, log=log,
+                     resume=True)
+
+
+def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, run_dir: Path, device, *,
+              callbacks, live, log, resume: bool = False) -> RunResult:
+    """Steps 1-5 on a prepared run: build the transfer model, train its stages (or fit a classifier)."""
+    model, weights, head, input_size = options.model, options.weights, options.head, options.input_size
+    strategy, classifier = options.strategy, options.classifier
+    class_list = parse_classes(options.classes) if options.classes else None
+    per_class = options.per_class
     if class_list or per_class:
         splits = select_classes(splits, class_list, per_class, seed=cfg.seed)
         log(f"kept classes {splits.class_names}: {len(splits.train):,} train / {len(splits.val):,} val / "
@@ -225,10 +259,11 @@ def finetune(
     try:
         net, info = build_transfer(str(model), input_shape=splits.input_shape, num_classes=splits.num_classes,
                                    weights=weights, head=head, input_size=input_size)
-        stages = plan(strategy, net.block_groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=lr_ratio,
-                      freeze_until=options.freeze_until, freeze_epochs=freeze_epochs)
+        stages = plan(strategy, net.block_groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=options.lr_ratio,
+                      freeze_until=options.freeze_until, freeze_epochs=options.freeze_epochs)
     except CnnkitError:
-        discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
+        if not resume:
+            discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
         raise
     if info.get("mean"):
         splits = dataclasses.replace(splits, mean=tuple(info["mean"]), std=tuple(info["std"]))
@@ -256,7 +291,7 @@ def finetune(
         result, stage_notes = _fit_classifier(net, splits, cfg, device, run_dir, classifier, live=live, log=log)
     else:
         result, stage_notes = _train_stages(net, splits, cfg, device, run_dir, stages, live=live, log=log,
-                                            callbacks=callbacks or [])
+                                            callbacks=callbacks or [], resume=resume)
     steps[1:1] = [stage_notes[0]]
     steps += stage_notes[1:]
     trainable, frozen = parameter_counts(net)
@@ -316,8 +351,12 @@ def _start_with_splits(config, data: DataSplits, *, log, **overrides):
 
 
 def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, run_dir: Path,
-                  stages: list[Stage], *, live, log, callbacks: list) -> tuple[Any, list[tuple[str, str]]]:
+                  stages: list[Stage], *, live, log, callbacks: list,
+                  resume: bool = False) -> tuple[Any, list[tuple[str, str]]]:
+    """Each stage: freeze what it says, then a Trainer for its epochs. With `resume`, the stages before
+    the checkpoint's are skipped and its own continues from the checkpoint (weights, optimizer, step)."""
     groups = net.block_groups
+    start = read_checkpoint(run_dir / "last" / "checkpoint.pt")["state"].get("stage", 0) if resume else 0
     notes: list[tuple[str, str]] = []
     history: list[dict] = []
     best, seconds, done = -1.0, 0.0, 0
@@ -337,6 +376,10 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
             notes.append(("Step 4: train the new layers", f"Stage 1 trains {', '.join(stage.trainable)}."))
         else:
             notes.append((step, text))
+        if i < start:
+            log(f"stage {i + 1}/{len(stages)} ({stage.name}): done before the interruption")
+            done += stage.epochs
+            continue
         log(f"{'step 2/4' if i == 0 else 'step 5'}, stage {i + 1}/{len(stages)} ({stage.name}): "
             f"{stage.epochs} epoch(s), {trainable:,} trainable / {frozen:,} frozen parameters")
         for line in table.splitlines()[2:]:
@@ -344,9 +387,14 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
         stage_cfg = cfg.updated(epochs=stage.epochs)
         trainer = make_trainer(net, data, stage_cfg, device, run_dir, live=live, log=log,
                                param_groups=optimizer_groups(net, stage, cfg.weight_decay or 0.0))
-        trainer.state.history = history
-        trainer.state.best_val_accuracy = best
-        trainer.state.train_seconds = seconds
+        if resume and i == start:
+            trainer.resume()  # this stage's weights, optimizer, schedule, step and the run's history so far
+            log(f"continuing stage {i + 1} after its epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
+        else:
+            trainer.state.history = history
+            trainer.state.best_val_accuracy = best
+            trainer.state.train_seconds = seconds
+        trainer.state.stage = i
         trainer.callbacks.insert(0, _StageTagger(stage.name, done))
         trainer.callbacks += callbacks  # e.g. a test's probe of what is frozen at every step
         trainer.stage = stage

@@ -42,10 +42,8 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state, ema=
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None):
-    """Restore the states saved by save_checkpoint; returns the TrainState."""
-    from .trainer import TrainState
-
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint's contents, checked to be a cnnkit checkpoint (tensors only: weights_only=True)."""
     if not path.is_file():
         raise TrainingError(f"no checkpoint at {path}: the run never finished an epoch "
                             "(or --checkpoint-every steps); start it again without --resume")
@@ -55,6 +53,14 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None):
         raise TrainingError(f"{path} is damaged and cannot be resumed from ({e})") from e
     if not isinstance(payload, dict) or payload.get("version") != VERSION:
         raise TrainingError(f"{path} is not a cnnkit checkpoint of version {VERSION}")
+    return payload
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None):
+    """Restore the states saved by save_checkpoint; returns the TrainState."""
+    from .trainer import TrainState
+
+    payload = read_checkpoint(path)
     try:
         _inner(model).load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])

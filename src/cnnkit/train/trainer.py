@@ -68,6 +68,7 @@ class TrainState:
     best_epoch: int = 0  # the epoch whose weights are in best/
     stopped_early: bool = False  # early stopping (--patience) ended the run
     lr_trace: list = field(default_factory=list)  # [global step, lr] about 200 times per run, for the plot
+    stage: int = 0  # finetune: which stage of the strategy this checkpoint belongs to
 
 
 @functools.cache
