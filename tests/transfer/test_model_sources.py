@@ -158,3 +158,15 @@ def test_bad_head_and_unknown_models_are_user_errors():
         build_transfer("tv:resnet18", input_shape=(3, 32, 32), num_classes=2, head="dense256,frobnicate")
     with pytest.raises(ModelError, match="resnet18"):
         build_transfer("tv:resnet81", input_shape=(3, 32, 32), num_classes=2)
+
+
+@pytest.mark.parametrize("name", ["tv:resnet18", "timm:mobilenetv3_small_050.lamb_in1k"])
+def test_weights_from_an_earlier_run_of_the_same_architecture(name, tmp_path):
+    """`--model tv:resnet18 --weights runs/x`: the backbone of that run, a fresh head for the new data."""
+    first = finetune(name, tiny_splits(8, shape=(1, 32, 32)), strategy="full", epochs=1, batch_size=8,
+                     out=str(tmp_path), name="first", log=lambda *a: None, live=False)
+    donor = cnnkit.load(first.run_dir / "best")
+    net, info = build_transfer(name, input_shape=(1, 32, 32), num_classes=3, weights=str(first.run_dir))
+    assert str(first.run_dir) in info["loaded"] and net.num_classes == 3
+    mine, theirs = net.backbone.state_dict(), donor.backbone.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
