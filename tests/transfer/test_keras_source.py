@@ -138,7 +138,7 @@ def test_keras_weights_missing_offline_names_url_and_cache_path(tmp_path, capsys
 
 
 def test_keras_names_are_listed_and_checked():
-    names = [n for n, src, _ in list_models("keras:ResNet*", pretrained=True)]
+    names = [n for n, src, _ in list_models("resnet5*", pretrained=True) if src == "keras"]
     assert "keras:ResNet50" in names and "keras:ResNet50V2" in names
     assert {src for _, src, _ in list_models("*", source="keras")} == {"keras"}
     assert all(hasattr(keras.applications, n.split(":")[1]) for n, _, _ in list_models("*", source="keras"))

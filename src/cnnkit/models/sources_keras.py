@@ -154,7 +154,9 @@ def lister(pattern: str) -> list[tuple[str, str, bool]]:
         return []
     rows = [(f"{PREFIX}:{n}", "Keras Applications (Keras 3, PyTorch backend); weights: imagenet", True)
             for n in NAMES]
-    return [r for r in rows if fnmatch.fnmatch(r[0], pattern) or fnmatch.fnmatch(r[0][len(PREFIX) + 1:], pattern)]
+    pattern = pattern.lower()  # Keras names are CamelCase: 'resnet5*' should find ResNet50
+    return [r for r in rows if fnmatch.fnmatchcase(r[0].lower(), pattern)
+            or fnmatch.fnmatchcase(r[0][len(PREFIX) + 1:].lower(), pattern)]
 
 
 class KerasBackbone(nn.Module):
