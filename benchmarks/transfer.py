@@ -31,6 +31,7 @@ import cnnkit.api as api
 from cnnkit.data.dataset import DataSplits, ImageArrays, load_dataset
 from cnnkit.finetune import finetune
 from cnnkit.models.registry import create_model
+from cnnkit.train import recipes
 from cnnkit.train.config import TrainConfig
 from cnnkit.train.transfer import select_classes
 
@@ -45,18 +46,19 @@ def quiet(*_args, **_kwargs) -> None:
     pass
 
 
-def pretrain(out: Path, epochs: int, limit: int | None, seed: int = 0) -> Path:
+def pretrain(out: Path, epochs: int, limit: int | None, model_name: str, augment: str | None = None,
+             seed: int = 0) -> Path:
     fashion = load_dataset("fashion-mnist", seed=seed)
     source = select_classes(fashion, list(range(5)), limit, seed=seed, val_per_class=1000)
-    config = TrainConfig(data="fashion-mnist", model="simple-cnn", epochs=epochs, batch_size=128, seed=seed,
-                         out=str(out), name="pretrain-fashion-0-4")
+    config = TrainConfig(data="fashion-mnist", model=model_name, epochs=epochs, batch_size=128, seed=seed,
+                         out=str(out), name="pretrain-fashion-0-4", augment=augment)
     from cnnkit.train.recipes import apply_recipe
 
     config = apply_recipe(config, "fashion-mnist")
     api.seed_everything(seed)
     run_dir = out / "pretrain-fashion-0-4"
     run_dir.mkdir(parents=True)
-    model = create_model("simple-cnn", input_shape=source.input_shape, num_classes=source.num_classes)
+    model = create_model(model_name, input_shape=source.input_shape, num_classes=source.num_classes)
     trainer = api.make_trainer(model, source, config, torch.device("cpu"), run_dir, live=False, log=print)
     trainer.fit()
     result = api.finish_run(trainer, log=print)
@@ -64,8 +66,8 @@ def pretrain(out: Path, epochs: int, limit: int | None, seed: int = 0) -> Path:
     return run_dir
 
 
-def scratch(target, out: Path, epochs: int, seed: int, lr: float) -> float:
-    config = TrainConfig(data=target.name, model="simple-cnn", epochs=epochs, batch_size=BATCH, lr=lr, seed=seed,
+def scratch(target, out: Path, epochs: int, seed: int, lr: float, model_name: str) -> tuple[float, float]:
+    config = TrainConfig(data=target.name, model=model_name, epochs=epochs, batch_size=BATCH, lr=lr, seed=seed,
                          out=str(out))
     from cnnkit.train.recipes import apply_recipe
 
@@ -73,20 +75,22 @@ def scratch(target, out: Path, epochs: int, seed: int, lr: float) -> float:
     api.seed_everything(seed)
     run_dir = out / f"scratch-{seed}-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
-    model = create_model("simple-cnn", input_shape=target.input_shape, num_classes=target.num_classes)
+    model = create_model(model_name, input_shape=target.input_shape, num_classes=target.num_classes)
     trainer = api.make_trainer(model, target, config, torch.device("cpu"), run_dir, live=False, log=quiet)
     trainer.fit()
-    return api.finish_run(trainer, log=quiet).test_accuracy
+    summary = api.finish_run(trainer, log=quiet).summary
+    return summary["test_accuracy"], summary["best_val_accuracy"]
 
 
-def transfer(method: str, pretrained: Path, target, out: Path, epochs: int, seed: int, lr: float) -> float:
+def transfer(method: str, pretrained: Path, target, out: Path, epochs: int, seed: int,
+             lr: float) -> tuple[float, float]:
     kwargs = {"strategy": method} if method != "logistic" else {"strategy": "feature-extractor",
                                                                  "classifier": "logistic"}
     if method == "freeze":
         kwargs["freeze_until"] = "1"  # the first conv block frozen, the rest trained
     run = finetune(str(pretrained), target, epochs=epochs, batch_size=BATCH, lr=lr, seed=seed, out=str(out),
                    live=False, log=quiet, **kwargs)
-    return run.test_accuracy
+    return run.test_accuracy, run.summary["best_val_accuracy"]
 
 
 def few_shot(data: DataSplits, classes, per_class, seed: int) -> DataSplits:
@@ -112,10 +116,16 @@ def cell(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--model", default="simple-cnn",
+                   help="the network pretrained and trained from scratch: a registry name or a layer spec "
+                        "(e.g. the fashion-mnist `best` recipe's VGG-style spec, cnnkit.train.recipes.VGG_28)")
     p.add_argument("--per-class", default="10,50,200")
     p.add_argument("--pretrain-epochs", type=int, default=1)
+    p.add_argument("--pretrain-augment", help="augmentation preset of the pretraining (default: the recipe's, none)")
     p.add_argument("--pretrain-per-class", type=int, default=2000, help="pretraining images per class (of ~5,400)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of every method (the head's)")
+    p.add_argument("--lrs", default="", help="a grid, e.g. 1e-3,3e-3,1e-2: each method and seed runs every LR and "
+                                             "keeps the one with the best validation accuracy (overrides --lr)")
     p.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of every method")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--digits", default="10,50", help="digits: labelled images per class ('all' = every one)")
@@ -127,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     methods = args.methods.split(",")
     tic = time.perf_counter()
     results: dict[str, dict[str, list[float]]] = {}
+    chosen: dict[str, dict[str, list[float]]] = {}  # the learning rate each method/seed kept
+    lrs = [float(v) for v in args.lrs.split(",")] if args.lrs else [args.lr]
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        pretrained = pretrain(out, args.pretrain_epochs, 500 if args.quick else args.pretrain_per_class)
+        model_name = getattr(recipes, args.model) if hasattr(recipes, args.model) else args.model
+        pretrained = pretrain(out, args.pretrain_epochs, 500 if args.quick else args.pretrain_per_class, model_name,
+                              args.pretrain_augment)
         fashion = load_dataset("fashion-mnist")
         digits = load_dataset("digits")
         tasks = [(f"fashion 5-9, {n}/class", fashion, list(range(5, 10)), int(n)) for n in args.per_class.split(",")]
@@ -142,13 +156,18 @@ def main(argv: list[str] | None = None) -> int:
                 target = few_shot(data, classes, n, seed)
                 for method in methods:
                     t0 = time.perf_counter()
-                    if method == "scratch":
-                        acc = scratch(target, out, epochs, seed, args.lr)
-                    else:
-                        acc = transfer(method, pretrained / "best", target, out, epochs, seed, args.lr)
+                    tried = []  # (val accuracy, test accuracy, lr): the LR is chosen on validation only
+                    for lr in lrs:
+                        if method == "scratch":
+                            acc, val = scratch(target, out, epochs, seed, lr, model_name)
+                        else:
+                            acc, val = transfer(method, pretrained / "best", target, out, epochs, seed, lr)
+                        tried.append((val, acc, lr))
+                    val, acc, lr = max(tried, key=lambda t: t[0])
                     results.setdefault(label, {}).setdefault(method, []).append(acc)
-                    print(f"{label:<24} seed {seed}  {method:<18} {acc:.4f}  ({time.perf_counter() - t0:.0f}s)",
-                          flush=True)
+                    chosen.setdefault(label, {}).setdefault(method, []).append(lr)
+                    print(f"{label:<24} seed {seed}  {method:<18} {acc:.4f}  (lr {lr:g}, val {val:.4f}; "
+                          f"{time.perf_counter() - t0:.0f}s)", flush=True)
                     Path(args.json).write_text(json.dumps({"results": results, "partial": True}, indent=1))
     minutes = (time.perf_counter() - tic) / 60
     header = "| task | " + " | ".join(methods) + " |"
@@ -162,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(table)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"results": results, "minutes": minutes, "seeds": args.seeds,
-                                           "argv": sys.argv[1:]}, indent=1))
+    Path(args.json).write_text(json.dumps({"results": results, "chosen_lr": chosen, "minutes": minutes,
+                                           "seeds": args.seeds, "argv": sys.argv[1:]}, indent=1))
     return 0
 
 
