@@ -180,7 +180,7 @@ def test_missing_cache_names_url_and_folder_and_the_cli_leaves_no_run(tmp_path, 
     assert "https://huggingface.co/microsoft/resnet-50" in err
     folder = hub_cache() / "models--microsoft--resnet-50"
     assert f"{folder}/snapshots/<revision>/" in err and f"{folder}/refs/main" in err
-    assert "config.json, model.safetensors and preprocessor_config.json" in err
+    assert "config.json, model.safetensors (or pytorch_model.bin where the repository has no safetensors) and preprocessor_config.json" in err
     assert "huggingface-cli download microsoft/resnet-50" in err
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
 

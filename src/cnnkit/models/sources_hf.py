@@ -91,7 +91,13 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def cache_hint(hub_id: str, files: str = "config.json, model.safetensors and preprocessor_config.json") -> str:
+# Some checkpoints (google/bit-50, facebook/regnet-x-002) have only pytorch_model.bin on main; transformers
+# loads it with torch.load(weights_only=True), so nothing in it is executed.
+WEIGHT_FILES = ("config.json, model.safetensors (or pytorch_model.bin where the repository has no safetensors) "
+                "and preprocessor_config.json")
+
+
+def cache_hint(hub_id: str, files: str = WEIGHT_FILES) -> str:
     folder = hub_cache() / f"models--{hub_id.replace('/', '--')}"
     return (f"Download {files} from https://huggingface.co/{hub_id} into {folder}/snapshots/<revision>/ and "
             f"write <revision> into {folder}/refs/main (`hf download {hub_id}` does both; "
