@@ -99,6 +99,8 @@ def train(
     trainer = make_trainer(model, data, config, device, run_dir, live=live, log=log)
     if resume is not None:
         trainer.resume()
+        if distributed.is_main():  # a stop between checkpoint and CSV would leave a row out
+            write_metrics(run_dir, trainer.state.history)
         log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
     with distributed.supervise(trainer):  # [distributed] a lost peer -> TrainingError saying how to resume
         trainer.fit()

@@ -325,13 +325,11 @@ def _finetune_run(args) -> int:
     from .finetune import finetune, finetune_summary
 
     if args.resume:
-        given = [k for k in ("model", "data", "strategy", "weights", "head", "freeze_until", "classifier",
-                             "input_size", "classes", "per_class", "epochs", "batch_size", "lr", "weight_decay",
-                             "limit", "seed", "device", "out", "name", "augment", "optimizer", "schedule", "amp")
-                 if getattr(args, k) is not None]
-        if given or args.summary:
-            flag = given[0] if given else "summary"
-            raise CnnkitError(f"--resume continues a run with its own options; drop --{flag.replace('_', '-')}")
+        # Anything other than the parser's defaults would be silently ignored: refuse it instead.
+        defaults = vars(build_parser().parse_args(["finetune", "--resume", args.resume]))
+        given = [k for k, v in vars(args).items() if k != "debug" and v != defaults.get(k)]
+        if given:
+            raise CnnkitError(f"--resume continues a run with its own options; drop --{given[0].replace('_', '-')}")
         finetune(None, resume=args.resume)
         return 0
     if not args.model:

@@ -35,7 +35,7 @@ from .models.bundle import save_bundle
 from .models.pretrained import base_record, build_transfer
 from .train.checkpoint import read_checkpoint
 from .train.config import TrainConfig
-from .train.rundir import discard_run_dir
+from .train.rundir import discard_run_dir, write_metrics
 from .train.transfer import STRATEGIES, Stage, optimizer_groups, parse_classes, plan, select_classes
 
 
@@ -89,7 +89,9 @@ class _StageTagger:
         self.stage, self.offset = stage, offset
 
     def on_epoch_end(self, trainer, result) -> None:
-        row = trainer.state.history[-1]
+        self.tag(trainer.state.history[-1])
+
+    def tag(self, row: dict) -> None:
         row["epoch"] = self.offset + row["epoch"]
         row["stage"] = self.stage
 
@@ -387,15 +389,20 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
         stage_cfg = cfg.updated(epochs=stage.epochs)
         trainer = make_trainer(net, data, stage_cfg, device, run_dir, live=live, log=log,
                                param_groups=optimizer_groups(net, stage, cfg.weight_decay or 0.0))
+        tagger = _StageTagger(stage.name, done)
         if resume and i == start:
             trainer.resume()  # this stage's weights, optimizer, schedule, step and the run's history so far
+            for row in trainer.state.history:  # an end-of-epoch checkpoint is written before its row is tagged
+                if "stage" not in row:
+                    tagger.tag(row)
+            write_metrics(run_dir, trainer.state.history)  # the stop may have come before the CSV was written
             log(f"continuing stage {i + 1} after its epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
         else:
             trainer.state.history = history
             trainer.state.best_val_accuracy = best
             trainer.state.train_seconds = seconds
         trainer.state.stage = i
-        trainer.callbacks.insert(0, _StageTagger(stage.name, done))
+        trainer.callbacks.insert(0, tagger)
         trainer.callbacks += callbacks  # e.g. a test's probe of what is frozen at every step
         trainer.stage = stage
         trainer.fit()

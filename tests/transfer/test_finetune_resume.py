@@ -22,10 +22,14 @@ class Crash(Exception):
 
 
 class CrashInStage3:
-    """Stops the run in the third stage's epoch, at step 5 (two steps after the checkpoint of step 3)."""
+    """Stops the run in the third stage's epoch at `step`: step 5 is two steps after that stage's
+    mid-epoch checkpoint; step 2 comes before it, so the last checkpoint is stage 2's end of epoch."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
 
     def on_step(self, trainer, step, steps, loss, accuracy) -> None:
-        if trainer.state.stage == 2 and step == 5:
+        if trainer.state.stage == 2 and step == self.step:
             raise Crash
 
 
@@ -38,17 +42,27 @@ def donor(tmp_path_factory):
     return folder
 
 
-def test_resumed_finetune_ends_like_an_uninterrupted_one(donor, tmp_path):
-    reference = finetune(str(donor), "digits", out=str(tmp_path), name="reference", **OPTIONS)
+@pytest.fixture(scope="module")
+def reference(donor, tmp_path_factory):
+    return finetune(str(donor), "digits", out=str(tmp_path_factory.mktemp("ref")), name="reference", **OPTIONS)
+
+
+@pytest.mark.parametrize("crash_step, checkpoint, continuing", [
+    (5, (2, 0, 3), "continuing stage 3 after its epoch 0, step 3"),  # a mid-epoch checkpoint of stage 3
+    (2, (1, 1, 0), "continuing stage 2 after its epoch 1, step 0"),  # stage 2's last end-of-epoch checkpoint
+])
+def test_resumed_finetune_ends_like_an_uninterrupted_one(donor, reference, tmp_path, crash_step, checkpoint,
+                                                         continuing):
     with pytest.raises(Crash):
-        finetune(str(donor), "digits", out=str(tmp_path), name="crashed", callbacks=[CrashInStage3()], **OPTIONS)
+        finetune(str(donor), "digits", out=str(tmp_path), name="crashed", callbacks=[CrashInStage3(crash_step)],
+                 **OPTIONS)
     crashed = tmp_path / "crashed"
     state = read_checkpoint(crashed / "last" / "checkpoint.pt")["state"]
-    assert (state["stage"], state["epoch"], state["step_in_epoch"]) == (2, 0, 3)
+    assert (state["stage"], state["epoch"], state["step_in_epoch"]) == checkpoint
     lines: list[str] = []
     resumed = finetune(None, resume=str(crashed), log=lines.append)
     assert "stage 1/4 (head only): done before the interruption" in lines
-    assert any(line.startswith("continuing stage 3 after its epoch 0, step 3") for line in lines)
+    assert any(line.startswith(continuing) for line in lines)
     assert (crashed / "metrics.csv").read_bytes() == (reference.run_dir / "metrics.csv").read_bytes()
     assert resumed.test_accuracy == reference.test_accuracy
     a = load_file(crashed / "last" / "model.safetensors")
@@ -60,6 +74,8 @@ def test_resumed_finetune_ends_like_an_uninterrupted_one(donor, tmp_path):
 def test_resume_refuses_other_options_and_runs_that_are_not_finetunes(donor, tmp_path, capsys):
     assert main(["finetune", "--resume", str(tmp_path), "--strategy", "full"]) == 2
     assert "drop --strategy" in capsys.readouterr().err
+    assert main(["finetune", "--resume", str(tmp_path), "--lr-ratio", "10"]) == 2  # a flag with a default too
+    assert "drop --lr-ratio" in capsys.readouterr().err
     run = finetune(str(donor), "digits", out=str(tmp_path), name="logistic", strategy="feature-extractor",
                    classifier="logistic", limit=100, live=False, log=lambda *a: None)
     with pytest.raises(ConfigError, match="nothing to resume"):

@@ -152,6 +152,12 @@ def test_weights_from_a_save_pretrained_folder_a_file_and_hf_folder_names(tmp_pa
     assert str(tmp_path / "saved") in info["loaded"] and info["mean"] == [0.485, 0.456, 0.406]
     assert torch.equal(net.backbone.model.convnext.embeddings.patch_embeddings.weight,
                        model.convnext.embeddings.patch_embeddings.weight)
+    # The hub name is not cached: the run's bundle must rebuild the structure from the folder's config.
+    run = finetune("hf:facebook/convnext-tiny-224", tiny_splits(8, shape=(3, 32, 32)),
+                   weights=str(tmp_path / "saved"), strategy="full", epochs=1, batch_size=8,
+                   out=str(tmp_path / "runs"), log=lambda *a: None, live=False)
+    reloaded = cnnkit.load(run.run_dir / "best")
+    assert reloaded.cnnkit_arch["kwargs"]["base"]["name"] == str((tmp_path / "saved").resolve())
     # A bare .safetensors file: its config.json sits beside it here.
     file = tmp_path / "saved" / "model.safetensors"
     net, info = build_transfer("hf:facebook/convnext-tiny-224", input_shape=(3, 32, 32), num_classes=2,

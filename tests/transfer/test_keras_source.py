@@ -170,3 +170,46 @@ def test_a_cached_file_with_the_wrong_hash_is_reported_and_kept():
         assert path.read_bytes() == b"not the published file"  # Keras's clean-up would have deleted it
     finally:
         path.unlink()
+
+
+def test_ema_copy_computes_with_its_own_parameters_and_skips_integer_states():
+    """EMA deep-copies the model: the copy's Keras network must use the copy's registered parameters."""
+    from cnnkit.train.ema import ModelEma
+
+    net, _ = build_transfer("keras:EfficientNetB0", input_shape=(3, 32, 32), num_classes=2)
+    ema = ModelEma(net, decay=0.5)
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    net.train()
+    x = torch.rand(4, 3, 32, 32)
+    torch.nn.functional.cross_entropy(net(x), torch.tensor([0, 1, 0, 1])).backward()
+    optimizer.step()
+    ema.update(net)  # integer variables (normalization count, seed states) are copied, not averaged
+    with torch.no_grad():
+        for mine, live in zip(ema.module.parameters(), net.parameters(), strict=True):
+            mine.copy_(live)
+        net.eval()
+        assert torch.equal(ema.module(x), net(x))  # same weights in its parameters -> same outputs
+
+
+def test_dropout_seed_states_travel_with_the_state_dict():
+    net, _ = build_transfer("keras:EfficientNetB0", input_shape=(3, 32, 32), num_classes=2)
+    assert any(k.endswith("seed_generator_state") for k in net.state_dict())
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(2, 3, 32, 32)
+    net.train()
+    with torch.no_grad():
+        first = net(x)
+        assert not torch.equal(first, net(x))  # dropout drew new masks: the seed state moved on
+        net.load_state_dict(saved)
+        assert torch.equal(first, net(x))  # restored state, same masks: a resumed run repeats itself
+
+
+def test_unnamed_stages_get_stable_names_and_several_processes_are_refused(monkeypatch):
+    from cnnkit.errors import ConfigError
+    from cnnkit.train import distributed
+
+    net, _ = build_transfer("keras:InceptionV3", input_shape=(3, 75, 75), num_classes=2)
+    assert net.block_groups == ["part1", "part2", "part3", "part4", "part5", "head"]
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="several processes"):
+        distributed.wrap_model(net, torch.device("cpu"))

@@ -186,6 +186,8 @@ def build_transfer(model: str, *, input_shape: Shape, num_classes: int, weights:
         resize = list(info["min_size"])
     net = TransferNet(backbone, num_features, num_classes, head=head, resize=tuple(resize) if resize else None)
     record_base = {k: v for k, v in base.items() if k != "path"}
+    if info.get("rebuild_name"):  # the architecture came from a local folder (hf: --weights FOLDER)
+        record_base["name"] = info.pop("rebuild_name")
     net.cnnkit_arch = {"source": "transfer", "name": model,
                        "kwargs": {"base": record_base, "in_chans": c, "head": head, "resize": resize}}
     info["resize"] = resize

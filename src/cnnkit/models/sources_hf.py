@@ -304,4 +304,7 @@ def _build(transformers, name: str, *, in_chans: int, weights: str | None) -> tu
     adapted = _set_in_channels(backbone, in_chans)
     if adapted:
         info["adapted_channels"] = adapted
+    if config_folder is not None and config_folder != folder:
+        # The config came with --weights: a bundle must rebuild from that folder (hf:FOLDER), not from `name`.
+        info["rebuild_name"] = str(config_folder.resolve())
     return backbone, info

@@ -23,6 +23,7 @@ local `.h5` file with `--weights PATH`. Keras moving statistics are Parameters w
 from __future__ import annotations
 
 import contextlib
+import copy
 import fnmatch
 import importlib.util
 import os
@@ -168,8 +169,14 @@ class KerasBackbone(nn.Module):
         # names, which Keras numbers from a process-wide counter (conv2d_94), so a second build in the
         # same process would not match a saved bundle. Its variables are registered here instead,
         # under names made of their position and variable name, the same on every build.
+        # `variables`, not `weights`: it also holds the dropout layers' seed-generator states, so that
+        # checkpoints restore them and a resumed run draws the same dropout masks.
         self.__dict__["keras_model"] = model
-        self.params = nn.ParameterDict({f"{i:04d}_{v.name}": v.value for i, v in enumerate(model.weights)})
+        values = [v.value for v in model.variables]
+        if not all(isinstance(t, nn.Parameter) and t.is_leaf for t in values):  # see build(): built on the CPU
+            raise ModelError(f"keras:{name}: Keras made its variables on another device; cnnkit could not take "
+                             "them over as parameters")
+        self.params = nn.ParameterDict({f"{i:04d}_{v.name}": v.value for i, v in enumerate(model.variables)})
         self.name = name
         self.in_chans = in_chans
         self.bgr = bgr
@@ -206,7 +213,8 @@ class KerasBackbone(nn.Module):
             return groups
         size = -(-len(weighted) // 5)
         parts = [weighted[i:i + size] for i in range(0, len(weighted), size)]
-        return [(f"{part[0][0]}..{part[-1][0]}", [p for _, ps in part for p in ps]) for part in parts]
+        # "part1".. rather than layer names: those are numbered per process and change with every build.
+        return [(f"part{i}", [p for _, ps in part for p in ps]) for i, part in enumerate(parts, start=1)]
 
     def cnnkit_batchnorm_training(self) -> dict[str, bool]:
         """Each BatchNormalization parameter -> whether the layer normalises with batch statistics now."""
@@ -233,7 +241,24 @@ class KerasBackbone(nn.Module):
             x = x.flip(1)
         if self.training:
             self._sync_batchnorm()
-        return self.keras_model(x.permute(0, 2, 3, 1).contiguous(), training=self.training)
+        # Keras puts every tensor it makes on its own global device; make that the batch's device.
+        with _keras().device(str(x.device)):
+            return self.keras_model(x.permute(0, 2, 3, 1).contiguous(), training=self.training)
+
+    def __deepcopy__(self, memo: dict) -> KerasBackbone:
+        """A copy whose registered parameters are the copied Keras model's own variables (EMA copies the model).
+
+        A plain deepcopy would give the copied Keras model one set of tensors and the copied
+        ParameterDict another, so the copy would compute with weights nothing ever updates."""
+        twin = KerasBackbone(copy.deepcopy(self.keras_model, memo), name=self.name, in_chans=self.in_chans,
+                             bgr=self.bgr)
+        with torch.no_grad():
+            for (_, mine), (_, theirs) in zip(self.params.items(), twin.params.items(), strict=True):
+                theirs.copy_(mine)
+                theirs.requires_grad_(mine.requires_grad)
+        twin.train(self.training)
+        memo[id(self)] = twin
+        return twin
 
     def extra_repr(self) -> str:
         return f"keras:{self.name}, {self.num_features} features, {self.in_chans}-channel input"
@@ -272,7 +297,10 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
     if name.startswith(("MobileNetV3", "ConvNeXt", "EfficientNetV2")):  # B0-B7 always rescale
         kwargs["include_preprocessing"] = True
     try:
-        with _downloads(allowed=os.environ.get("CNNKIT_OFFLINE") != "1"), warnings.catch_warnings():
+        # Built on the CPU: on a CUDA machine Keras would make each variable `Parameter(...).to("cuda")`, a
+        # non-leaf tensor that no optimizer could train; cnnkit moves the parameters itself afterwards.
+        with _downloads(allowed=os.environ.get("CNNKIT_OFFLINE") != "1"), warnings.catch_warnings(), \
+                keras.device("cpu"):
             # "input_shape is undefined ... weights for (224, 224) loaded": any size is fine without the top
             warnings.filterwarnings("ignore", message=".*input_shape.*", category=UserWarning)
             model = constructor(**kwargs)

@@ -281,6 +281,10 @@ def wrap_model(model: nn.Module, device: torch.device, *, sync_bn: bool = False)
     """
     if world_size() <= 1:
         return model, model
+    if any(hasattr(m, "keras_model") for m in model.modules()):
+        raise ConfigError("a Keras backbone cannot be trained by several processes: its BatchNormalization "
+                          "statistics are parameters that DDP neither averages nor broadcasts; train it in one "
+                          "process, or use the tv:/timm: version of the network")
     if sync_bn:
         if device.type != "cuda":
             raise ConfigError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on the CPU "

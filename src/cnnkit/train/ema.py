@@ -27,9 +27,16 @@ class ModelEma:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        ema_p = [p for p in self.module.parameters()]
-        live_p = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_p, live_p, 1.0 - d)  # one fused kernel for all tensors
+        pairs = list(zip(self.module.parameters(), model.parameters(), strict=True))
+        # Averaged: the float tensors being trained. Copied, like buffers: the rest (a Keras model's
+        # moving statistics and seed states are parameters that do not train; frozen ones do not move).
+        averaged = [(e, p.detach()) for e, p in pairs if p.requires_grad and p.is_floating_point()]
+        if averaged:
+            ema_p, live_p = [e for e, _ in averaged], [p for _, p in averaged]
+            torch._foreach_lerp_(ema_p, live_p, 1.0 - d)  # one fused kernel for all tensors
+        for e, p in pairs:
+            if not (p.requires_grad and p.is_floating_point()):
+                e.copy_(p)
         for e, b in zip(self.module.buffers(), model.buffers(), strict=True):
             e.copy_(b)
 
