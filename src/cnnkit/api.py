@@ -22,7 +22,7 @@ from .data.dataset import DataSplits, ImageArrays, load_dataset
 from .data.images import load_image
 from .data.loader import TensorLoader, make_loader
 from .device import pick_device
-from .errors import CnnkitError
+from .errors import CnnkitError, ConfigError
 from .fileio import read_json, read_yaml, write_json, write_yaml
 from .models.bundle import BundleMeta, load_bundle, save_bundle
 from .models.registry import create_model
@@ -118,6 +118,9 @@ def start_run(
     log = distributed.main_only(log)  # [distributed] only rank 0 prints
     if resume is not None:
         run_dir: Path | None = find_run(resume)
+        if (run_dir / "summary.json").is_file():  # written last, when the test set has been evaluated
+            raise ConfigError(f"{run_dir} has finished (its summary.json is written): there is nothing to "
+                              f"resume; `cnnkit evaluate {run_dir}` tests it again")
         config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
         log(f"resuming {run_dir}")
     else:

@@ -69,6 +69,8 @@ def test_resumed_finetune_ends_like_an_uninterrupted_one(donor, reference, tmp_p
     b = load_file(reference.run_dir / "last" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert "Step 5: fine-tune, stage 4" in (crashed / "report.md").read_text()
+    with pytest.raises(ConfigError, match="has finished"):  # a finished run has nothing left to resume
+        finetune(None, resume=str(crashed))
 
 
 def test_resume_refuses_other_options_and_runs_that_are_not_finetunes(donor, tmp_path, capsys):
