@@ -32,11 +32,17 @@ def offline_cache(tmp_path_factory, monkeypatch):
     return home
 
 
+def unavailable(what: str, install: str) -> None:
+    """A test's data or package is missing: a skip on a developer's machine, a failure under CI,
+    where a missing install step must not pass unnoticed."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing: CI must `{install}`", pytrace=False)
+    pytest.skip(f"{what} is not installed ({install})", allow_module_level=True)
+
+
 @pytest.fixture(scope="session")
 def fashion_available():
-    """The Debian copy of Fashion-MNIST; with CI set, missing data is a failure, not a skip."""
+    """The Debian copy of Fashion-MNIST."""
     if not (FASHION_SYSTEM_DIR / "train-images-idx3-ubyte.gz").exists():
-        if os.environ.get("CI"):
-            pytest.fail("Fashion-MNIST is missing: CI must `apt-get install dataset-fashion-mnist`")
-        pytest.skip("Fashion-MNIST system copy not installed (apt-get install dataset-fashion-mnist)")
+        unavailable("Fashion-MNIST's system copy", "apt-get install dataset-fashion-mnist")
     return FASHION_SYSTEM_DIR
