@@ -12,7 +12,6 @@ NHWC and transposes around every convolution, so some overhead is expected; this
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -20,6 +19,7 @@ import time
 
 import torch
 
+from cnnkit.fileio import write_json
 from cnnkit.models.pretrained import build_transfer
 
 
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"keras": keras_name, "torch": torch_name, "keras_s": k, "torch_s": t})
         print(f"{keras_name:<22} {k * 1000:8.0f} ms  ({args.batch / k:6.0f} img/s)   {torch_name:<18} "
               f"{t * 1000:8.0f} ms  ({args.batch / t:6.0f} img/s)   keras/torch {k / t:.2f}x", flush=True)
-    with open(args.json, "w") as f:
-        json.dump({"rows": rows, "argv": sys.argv[1:]}, f, indent=1)
+    write_json(args.json, {"rows": rows, "argv": sys.argv[1:]})
     return 0
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnkit.fileio import write_json
+
 try:
     import cnnkit  # noqa: F401
 except ImportError:
@@ -129,8 +131,7 @@ def main() -> int:
     }
     print(json.dumps(result, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 

@@ -27,6 +27,7 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cnnkit.api import finish_run, make_trainer, start_run  # noqa: E402
+from cnnkit.fileio import write_json  # noqa: E402
 from cnnkit.models.registry import create_model  # noqa: E402
 
 THRESHOLDS = (0.92, 0.93, 0.94, 0.945)
@@ -82,8 +83,7 @@ def main() -> int:
     }
     print(json.dumps(result, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 

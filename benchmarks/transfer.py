@@ -17,7 +17,6 @@ learning rate. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -29,6 +28,7 @@ import torch
 
 import cnnkit.api as api
 from cnnkit.data.dataset import DataSplits, ImageArrays, load_dataset
+from cnnkit.fileio import write_json
 from cnnkit.finetune import finetune
 from cnnkit.models.registry import create_model
 from cnnkit.train import recipes
@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[float]]] = {}
     chosen: dict[str, dict[str, list[float]]] = {}  # the learning rate each method/seed kept
     lrs = [float(v) for v in args.lrs.split(",")] if args.lrs else [args.lr]
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         model_name = getattr(recipes, args.model) if hasattr(recipes, args.model) else args.model
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     chosen.setdefault(label, {}).setdefault(method, []).append(lr)
                     print(f"{label:<24} seed {seed}  {method:<18} {acc:.4f}  (lr {lr:g}, val {val:.4f}; "
                           f"{time.perf_counter() - t0:.0f}s)", flush=True)
-                    Path(args.json).write_text(json.dumps({"results": results, "partial": True}, indent=1))
+                    write_json(args.json, {"results": results, "partial": True})
     minutes = (time.perf_counter() - tic) / 60
     header = "| task | " + " | ".join(methods) + " |"
     lines = [header, "|---|" + "---:|" * len(methods)]
@@ -180,9 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntest accuracy (%), mean ± std over {args.seeds} seed(s); {minutes:.1f} min on "
           f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(table)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"results": results, "chosen_lr": chosen, "minutes": minutes,
-                                           "seeds": args.seeds, "argv": sys.argv[1:]}, indent=1))
+    write_json(args.json, {"results": results, "chosen_lr": chosen, "minutes": minutes, "seeds": args.seeds,
+                           "argv": sys.argv[1:]})
     return 0
 
 

@@ -6,6 +6,7 @@ serves a SpecNet (conv1, bn1, ...), a torchvision ResNet or a timm model.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -52,18 +53,13 @@ def last_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
 def layer_shapes(model: nn.Module, x: torch.Tensor) -> list[LayerRecord]:
     """The output shape of every leaf module for input `x` (batch of one), in execution order."""
     records: list[LayerRecord] = []
-    handles = []
-    for name, module in leaf_modules(model):
-        def hook(m, inputs, output, name=name):
-            if isinstance(output, torch.Tensor):
-                records.append(LayerRecord(name, type(m).__name__, tuple(output.shape[1:]),
-                                           sum(p.numel() for p in m.parameters(recurse=False))))
-        handles.append(module.register_forward_hook(hook))
-    try:
-        model(x)
-    finally:
-        for h in handles:
-            h.remove()
+
+    def hook(name, m, inputs, output):
+        if isinstance(output, torch.Tensor):
+            records.append(LayerRecord(name, type(m).__name__, tuple(output.shape[1:]),
+                                       sum(p.numel() for p in m.parameters(recurse=False))))
+
+    _forward_with_hooks(model, x, leaf_modules(model), hook)
     return records
 
 
@@ -76,15 +72,20 @@ def capture(model: nn.Module, x: torch.Tensor, modules: list[tuple[str, nn.Modul
     The first call wins when a module runs twice (shared layers).
     """
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    handles = []
-    for name, module in modules:
-        def hook(m, inputs, output, name=name):
-            if name not in seen:
-                seen[name] = (inputs[0].detach().clone(), output.detach().clone())
-        handles.append(module.register_forward_hook(hook))
+
+    def hook(name, m, inputs, output):
+        if name not in seen:
+            seen[name] = (inputs[0].detach().clone(), output.detach().clone())
+
+    _forward_with_hooks(model, x, modules, hook)
+    return seen
+
+
+def _forward_with_hooks(model: nn.Module, x: torch.Tensor, modules: list[tuple[str, nn.Module]], hook) -> None:
+    """One forward pass of `x` with `hook(name, module, inputs, output)` on each module; hooks removed after."""
+    handles = [module.register_forward_hook(functools.partial(hook, name)) for name, module in modules]
     try:
         model(x)
     finally:
         for h in handles:
             h.remove()
-    return seen
