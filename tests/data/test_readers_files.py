@@ -198,3 +198,14 @@ def test_manual_dataset_missing_says_where_to_put_it():
     text = str(e.value)
     assert "kaggle.com/datasets/alxmamaev/flowers-recognition" in text
     assert str(dataset_cache_dir("flowers")) in text and "flowers/daisy/" in text
+
+
+def test_file_name_labels_in_test_leave_out_a_class_train_lacks(tmp_path):
+    for i in range(4):
+        for animal in ("cat", "dog"):
+            write_image(tmp_path / "train" / f"{animal}.{i}.jpg", size=(20, 20), seed=i)
+            write_image(tmp_path / "test" / f"{animal}.{i}.jpg", size=(20, 20), seed=i)
+        write_image(tmp_path / "test" / f"fox.{i}.jpg", size=(20, 20), seed=i)  # not a training class
+    data = load_dataset(str(tmp_path), val_fraction=0.25, image_size=16)
+    assert data.class_names == ["cat", "dog"] and len(data.test) == 8
+    assert set(data.test.labels.tolist()) == {0, 1}

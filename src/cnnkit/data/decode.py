@@ -20,13 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import DatasetError
 from .arrays import FileList, ImageArrays
-from .images import normalise_mode
-
-DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+from .images import DECODE_ERRORS, fit, normalise_mode
 
 
 class DataWarning(UserWarning):
@@ -49,18 +47,6 @@ def _show_data_warning(message, category, filename, lineno, file=None, line=None
 
 if getattr(warnings.showwarning, "__name__", "") != "_show_data_warning":
     warnings.showwarning = _show_data_warning
-
-
-def fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize so the image covers `size` (H, W), then crop the centre."""
-    h, w = size
-    if (img.height, img.width) == (h, w):
-        return img
-    scale = max(h / img.height, w / img.width)
-    new_w, new_h = max(w, round(img.width * scale)), max(h, round(img.height * scale))
-    img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    left, top = (new_w - w) // 2, (new_h - h) // 2
-    return img.crop((left, top, left + w, top + h))
 
 
 def decode_file(path: str, size: tuple[int, int], channels: int, box=None) -> np.ndarray:

@@ -195,7 +195,9 @@ def read_folder(root: Path, size: tuple[int, int] | None = None, *, strict: bool
             if other is None:
                 continue  # e.g. Kaggle's unlabelled test1/
             p, lab, other_names = other
-            lab = np.asarray([kept.index(other_names[int(v)]) for v in lab if other_names[int(v)] in kept])
+            known = [other_names[int(v)] in kept for v in lab]  # a class train lacks: its files are left out
+            p = [path for path, keep in zip(p, known, strict=True) if keep]
+            lab = np.asarray([kept.index(other_names[int(v)]) for v, keep in zip(lab, known, strict=True) if keep])
         else:
             if not subdirs(folder):
                 continue  # a flat, unlabelled folder (seg_pred, the 29-image ASL test folder)

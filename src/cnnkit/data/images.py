@@ -15,6 +15,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError
 
+# What PIL raises for a file that is not a (whole) image; a decompression bomb is refused too.
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
 
 def _to_8bit(img: Image.Image) -> Image.Image:
     """16-bit and float images (modes I;16, I, F) scaled into 0..255 by their own range."""
@@ -35,7 +38,7 @@ def open_image(path: str | Path) -> Image.Image:
         with Image.open(path) as img:
             img.load()  # decode now: a truncated file fails here, not later
             return _to_8bit(img.copy())
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except DECODE_ERRORS as e:
         raise ImageError(f"{path} is not a readable image ({e}); give a PNG or JPEG file") from e
 
 
@@ -52,6 +55,18 @@ def normalise_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("L" if channels == 1 else "RGB")  # also CMYK, P, 1, YCbCr, ...
 
 
+def fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize so the image covers `size` (H, W), then crop the centre."""
+    h, w = size
+    if (img.height, img.width) == (h, w):
+        return img
+    scale = max(h / img.height, w / img.width)
+    new_w, new_h = max(w, round(img.width * scale)), max(h, round(img.height * scale))
+    img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top = (new_w - w) // 2, (new_h - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
     array = np.asarray(img, dtype=np.uint8)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
@@ -59,10 +74,13 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def convert_image(img: Image.Image, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """PIL image -> uint8 tensor channels x H x W, resized to size=(H, W) when given."""
+    """PIL image -> uint8 tensor channels x H x W, fitted to size=(H, W) when given.
+
+    `fit` (cover, then crop the centre) as the training data was: a photo of another shape is
+    cropped the same way at prediction time, not stretched."""
     img = normalise_mode(img, channels)
-    if size is not None and (img.height, img.width) != tuple(size):
-        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    if size is not None:
+        img = fit(img, tuple(size))
     return to_tensor(img)
 
 

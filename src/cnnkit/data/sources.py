@@ -178,12 +178,12 @@ def fetch(file: RemoteFile, folder: Path, timeout: float = 30.0, attempts: int =
                     break  # no progress: go to the next mirror
         if not done:
             continue
-        os.replace(part, target)
         try:
-            verify(target, file)
+            verify(part, file)  # before the rename: a file under its final name is always a checked one
         except DatasetError as e:
             reasons.append(str(e))
             continue
+        os.replace(part, target)
         return target
     raise DatasetError(f"could not download {file.name}: " + "; ".join(reasons))
 
