@@ -31,8 +31,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnkit.fileio import write_json
-
 try:
     import cnnkit  # noqa: F401
 except ImportError:
@@ -40,6 +38,7 @@ except ImportError:
 
 from cnnkit.data.dataset import load_dataset  # noqa: E402
 from cnnkit.device import pick_device  # noqa: E402
+from cnnkit.fileio import write_json  # noqa: E402
 from cnnkit.models.registry import create_model  # noqa: E402
 from cnnkit.train.config import TrainConfig  # noqa: E402
 from cnnkit.train.optim import make_optimizer, make_scheduler  # noqa: E402

@@ -202,3 +202,14 @@ def test_show_writes_a_grid_for_a_streamed_folder(tmp_path, monkeypatch, capsys)
     assert main(["datasets", "show", str(root), "--out", str(tmp_path), "--per-class", "2"]) == 0
     png = capsys.readouterr().out.strip()
     assert png.endswith("photos-samples.png") and Image.open(png).size[1] > 50
+
+
+def test_a_damaged_decode_cache_is_decoded_again(tmp_path):
+    from cnnkit.data.decode import decode_all
+
+    files = _files(tmp_path / "images")
+    first, skipped_first = decode_all(files, cache_dir=tmp_path / "cache")
+    (cached,) = (tmp_path / "cache").glob("*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])  # a disk that lost the end of the file
+    again, skipped = decode_all(files, cache_dir=tmp_path / "cache")
+    assert torch.equal(first.images, again.images) and skipped == skipped_first

@@ -142,7 +142,7 @@ def show(name: str, out: str | None = None, per_class: int = 8, max_classes: int
     from .arrays import FileList
     from .dataset import load_dataset
 
-    data = load_dataset(name)
+    data = load_dataset(name, stream=True)  # image folders: paths only; the few shown are decoded below
     n = min(data.num_classes, max_classes)
     labels = data.train.labels
     picks = [(labels == c).nonzero().flatten()[:per_class] for c in range(n)]

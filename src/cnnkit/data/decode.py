@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,8 +81,11 @@ def decode_all(files: FileList, *, strict: bool = False, cache_dir: Path | None 
     if cache_dir is not None and n:
         cache_file = cache_dir / f"{_cache_key(files)}.npz"
         if cache_file.is_file():
-            with np.load(cache_file) as z:
-                return _assemble(files, z["images"], z["ok"], z["errors"].tolist(), strict)
+            try:
+                with np.load(cache_file) as z:
+                    return _assemble(files, z["images"], z["ok"], z["errors"].tolist(), strict)
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+                cache_file.unlink(missing_ok=True)  # damaged (the disk, not our atomic write): decode again
     images = np.zeros((n, files.channels, *files.size), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
     errors = [""] * n

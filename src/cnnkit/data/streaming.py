@@ -78,7 +78,7 @@ class _Files(Dataset):
         try:
             image = decode_file(files.paths[i], files.size, files.channels, box)
         except DECODE_ERRORS as e:
-            return None, int(files.labels[i]), f"{files.paths[i]} ({type(e).__name__}: {e})"
+            return None, int(files.labels[i]), (files.paths[i], f"{type(e).__name__}: {e}")
         if self.cache is not None:
             self.cache.put(i, image)
         return self._transform(torch.from_numpy(np.ascontiguousarray(image))), int(files.labels[i]), None
@@ -131,14 +131,16 @@ class StreamingLoader(BatchLoader):
                 continue  # every file of this batch was unreadable
             yield self.make_batch(x, y, b)
 
-    def _report(self, bad: list[str]) -> None:
+    def _report(self, bad: list[tuple[str, str]]) -> None:
         if self.files.strict:
-            raise DatasetError(f"unreadable image {bad[0]}; remove it or run without --strict to skip it")
-        new = [b for b in bad if b.split(" (")[0] not in (self.files.skipped or [])]
+            raise DatasetError(f"unreadable image {bad[0][0]} ({bad[0][1]}); remove it or run without --strict "
+                               "to skip it")
+        new = [(path, why) for path, why in bad if path not in (self.files.skipped or [])]
         if self.files.skipped is not None:
-            self.files.skipped.extend(b.split(" (")[0] for b in new)
+            self.files.skipped.extend(path for path, _ in new)
         if new:
-            warnings.warn(f"skipped {len(new)} unreadable image(s), e.g. {new[0]}", DataWarning, stacklevel=3)
+            warnings.warn(f"skipped {len(new)} unreadable image(s), e.g. {new[0][0]} ({new[0][1]})", DataWarning,
+                          stacklevel=3)
 
     def make_batch(self, x: torch.Tensor, y: torch.Tensor, batch_number: int) -> tuple[torch.Tensor, torch.Tensor]:
         with one_thread(self.device):
