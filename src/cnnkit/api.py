@@ -234,7 +234,6 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
     }
     if not distributed.is_main():  # [distributed] test metrics are global; only rank 0 writes
         return RunResult(run_dir, summary)
-    write_json(run_dir / "summary.json", summary)
     # The bundles carry the final summary too, so a bundle copied elsewhere still says what it is.
     for folder in ("best", "last"):
         meta_path = run_dir / folder / "cnnkit.json"
@@ -248,6 +247,7 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
                   images=data.test.images if data.path == "tensor" else None,
                   confidence=logits.softmax(1).max(1).values.cpu().numpy(),
                   lr_trace=state.lr_trace, steps_per_epoch=len(trainer.train_loader))
+    write_json(run_dir / "summary.json", summary)  # last: its presence means the run is complete
     log(f"test accuracy {test_accuracy:.4f} (best val {state.best_val_accuracy:.4f}); "
         f"{state.train_seconds:.1f}s training; results in {run_dir}")
     return RunResult(run_dir, summary)

@@ -96,15 +96,13 @@ def _train_run(args) -> int:
     from .train.config import TrainConfig
 
     overrides = {k: getattr(args, k) for k in TRAIN_FLAGS}
-    if args.nproc:  # [distributed] re-run this same command under torchrun, N processes
+    if args.nproc is not None:  # [distributed] re-run this same command under torchrun, N processes
         from .train.distributed import launch, relaunch_args
 
         return launch(args.nproc, relaunch_args(args, (*TRAIN_FLAGS, "config", "resume", "debug"),
                                                 negatable=NEGATABLE_FLAGS))
     if args.resume:
-        given = [k for k, v in overrides.items() if v is not None]
-        if given:
-            raise CnnkitError(f"--resume continues a run with its own config; drop --{given[0].replace('_', '-')}")
+        refuse_other_flags(args, "train", allowed=("nproc",))  # a resumed DDP run may change its size
         train(resume=args.resume)
         return 0
     config = TrainConfig.from_dict(read_yaml(args.config) or {}) if args.config else TrainConfig()
@@ -319,17 +317,21 @@ def _finetune_setup(p):
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
 
 
+def refuse_other_flags(args, verb: str, allowed: tuple[str, ...] = ()) -> None:
+    """--resume continues a run with its own options: any other flag would be silently ignored."""
+    defaults = vars(build_parser().parse_args([verb, "--resume", args.resume]))
+    given = [k for k, v in vars(args).items() if k not in ("debug", *allowed) and v != defaults.get(k)]
+    if given:
+        raise CnnkitError(f"--resume continues a run with its own options; drop --{given[0].replace('_', '-')}")
+
+
 @command("finetune", "transfer a pretrained model to new data (feature-extractor, freeze, full, gradual, fine-tune)",
          _finetune_setup)
 def _finetune_run(args) -> int:
     from .finetune import finetune, finetune_summary
 
     if args.resume:
-        # Anything other than the parser's defaults would be silently ignored: refuse it instead.
-        defaults = vars(build_parser().parse_args(["finetune", "--resume", args.resume]))
-        given = [k for k, v in vars(args).items() if k != "debug" and v != defaults.get(k)]
-        if given:
-            raise CnnkitError(f"--resume continues a run with its own options; drop --{given[0].replace('_', '-')}")
+        refuse_other_flags(args, "finetune")
         finetune(None, resume=args.resume)
         return 0
     if not args.model:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -53,4 +55,9 @@ def write_yaml(path: str | os.PathLike, data: Any) -> None:
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    """The YAML in `path`; a missing, unreadable or malformed file is a ConfigError that names it."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{path} cannot be read as YAML ({reason})") from e

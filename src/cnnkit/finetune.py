@@ -34,7 +34,7 @@ from .models.adapt import TransferNet
 from .models.bundle import save_bundle
 from .models.pretrained import base_record, build_transfer
 from .train.checkpoint import read_checkpoint
-from .train.config import TrainConfig
+from .train.config import TrainConfig, dataclass_from_dict
 from .train.rundir import discard_run_dir, write_metrics
 from .train.transfer import STRATEGIES, Stage, optimizer_groups, parse_classes, plan, select_classes
 
@@ -236,7 +236,7 @@ def _resume(resume: str | Path, *, callbacks, live, log) -> RunResult:
     if not (folder / "transfer.yaml").is_file():
         raise ConfigError(f"{folder} is not a finetune run (no transfer.yaml); `cnnkit train --resume` "
                           "continues a training run")
-    options = TransferOptions(**read_yaml(folder / "transfer.yaml"))
+    options = dataclass_from_dict(TransferOptions, read_yaml(folder / "transfer.yaml"), str(folder / "transfer.yaml"))
     if options.classifier:
         raise ConfigError(f"{folder} fitted a scikit-learn classifier in one go: there is nothing to resume; "
                           "run the command again")

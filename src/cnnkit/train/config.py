@@ -56,19 +56,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"unknown config key {key!r}{hint}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "the config")
 
     def updated(self, **changes: Any) -> TrainConfig:
         """A copy with the non-None `changes` applied."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def validate(self) -> None:
+        try:
+            self._check()
+        except TypeError as e:  # e.g. `epochs: ten` in a YAML config compared with a number
+            raise ConfigError(f"a config value has the wrong type ({e}); numbers must be numbers, "
+                              "e.g. epochs: 10") from e
+
+    def _check(self) -> None:
         checks = [
             (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size is None or self.batch_size >= 1, "--batch-size must be at least 1"),
@@ -89,3 +90,16 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+
+def dataclass_from_dict(cls, data: Any, what: str):
+    """`cls(**data)` for a mapping read from a file; anything else, or an unknown key, is a ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a mapping of keys to values, not {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key {key!r} in {what}{hint}")
+    return cls(**data)

@@ -58,6 +58,8 @@ def range_test(trainer, *, start: float = 1e-6, end: float = 1.0, steps: int = 1
     """
     if not 0 < start < end:
         raise TrainingError(f"--start-lr ({start:g}) must be positive and below --end-lr ({end:g})")
+    if steps < 2:
+        raise TrainingError(f"--steps {steps}: the range test needs at least 2 steps (100 is usual)")
     factor = (end / start) ** (1.0 / max(steps - 1, 1))
     # Smoothing over ~5% of the test: fastai's 0.98 at its 100 steps lags the curve by a decade.
     beta = beta if beta is not None else max(0.8, 1.0 - 5.0 / steps)

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import BundleError
+from ..errors import BundleError, ConfigError
 from ..fileio import write_text
 
 # metrics.csv holds what the training computed and nothing that depends on the clock, so two
@@ -25,7 +25,11 @@ def new_run_dir(out: str | Path, dataset: str, name: str | None = None) -> Path:
     candidate, n = out / base, 2
     while candidate.exists():
         candidate, n = out / f"{base}-{n}", n + 1
-    candidate.mkdir(parents=True)
+    try:
+        candidate.mkdir(parents=True)
+    except OSError as e:  # --out names a file, or a folder we may not write to
+        raise ConfigError(f"cannot make the run directory {candidate} ({e.strerror or e}); "
+                          "give --out a folder you can write to") from e
     return candidate
 
 
