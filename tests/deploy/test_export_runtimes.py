@@ -185,3 +185,23 @@ def test_registry_models_export_from_their_bundles(name, tmp_path):
     got = predict(result.path, [image], top_k=4, runtime="opencv")[0]["top"]
     assert [t["index"] for t in got] == [t["index"] for t in want]
     assert [t["probability"] for t in got] == pytest.approx([t["probability"] for t in want], abs=1e-4)
+
+
+def test_a_rejected_export_leaves_the_previous_file_in_place(tmp_path, monkeypatch):
+    from cnnkit.deploy import export as export_module
+
+    torch.manual_seed(0)
+    model = create_model("simple-cnn", input_shape=(1, 28, 28), num_classes=10).eval()
+    meta = _meta(model, (1, 28, 28), 10)
+    good = export_onnx(model, meta, tmp_path / "m.onnx")
+    before = good.path.read_bytes()
+    assert good.differences["onnxruntime"] <= 1e-4
+
+    def disagree(model, meta, result):
+        raise ModelError("the exported onnx file disagrees with PyTorch")
+
+    monkeypatch.setattr(export_module, "verify", disagree)
+    with pytest.raises(ModelError, match="disagrees"):
+        export_onnx(model, meta, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").read_bytes() == before  # the checked file is still there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temporary left behind

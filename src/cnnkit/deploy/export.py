@@ -12,7 +12,10 @@ batch of two, and must agree within 1e-4.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,10 +92,7 @@ def export_onnx(model: nn.Module, meta: BundleMeta, path: str | Path, *, opset: 
         proto.producer_name = "cnnkit"
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-    result = ExportResult(path, "onnx", opset)
-    if check:
-        verify(model, meta, result)
-    return result
+        return _checked(model, meta, ExportResult(tmp, "onnx", opset), path, check)
 
 
 class _Traced(nn.Module):
@@ -119,9 +119,24 @@ def export_torchscript(model: nn.Module, meta: BundleMeta, path: str | Path, *, 
         traced = torch.jit.trace(_Traced(target), _example(meta, 1), check_trace=False)
         with atomic_path(path) as tmp:
             torch.jit.save(traced, str(tmp), _extra_files={"cnnkit.json": json.dumps(preprocessing(meta))})
-    result = ExportResult(path, "torchscript", None)
+            return _checked(model, meta, ExportResult(tmp, "torchscript", None), path, check)
+
+
+def _checked(model: nn.Module, meta: BundleMeta, result: ExportResult, path: Path, check: bool) -> ExportResult:
+    """Verify the temporary file (inside atomic_path), so a rejected export never replaces a good one.
+
+    The runtimes tell a file's format by its suffix, so they read it through a link named like it."""
     if check:
-        verify(model, meta, result)
+        probe = result.path.with_name(result.path.name + path.suffix)
+        try:
+            os.link(result.path, probe)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(result.path, probe)
+        try:
+            result.differences = verify(model, meta, dataclasses.replace(result, path=probe)).differences
+        finally:
+            probe.unlink(missing_ok=True)
+    result.path = path
     return result
 
 
@@ -140,7 +155,7 @@ def verify(model: nn.Module, meta: BundleMeta, result: ExportResult) -> ExportRe
         difference = float(np.abs(runtime.run(x.numpy()) - reference).max())
         result.differences[name] = difference
         if not difference <= allowed:
-            raise ModelError(f"the exported {result.path.name} disagrees with PyTorch in {name} by {difference:.2e} "
+            raise ModelError(f"the exported {result.format} file disagrees with PyTorch in {name} by {difference:.2e} "
                              f"(allowed {allowed:.1e}); the model uses an operation this export does not "
                              "carry faithfully — try another --opset or --format torchscript")
     return result
@@ -151,13 +166,14 @@ def export_model(model_path: str | Path, *, format: str = "onnx", out: str | Pat
     """Export a run or bundle; the default file is `model.onnx` / `model.pt` beside the bundle."""
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; choose onnx or torchscript")
-    model, meta = load_bundle(model_path)
-    suffix = ".onnx" if format == "onnx" else ".pt"
     from ..models.bundle import find_bundle
 
-    path = Path(out) if out else find_bundle(model_path) / f"model{suffix}"
-    if path.suffix != suffix:
+    folder = find_bundle(model_path)
+    suffix = ".onnx" if format == "onnx" else ".pt"
+    path = Path(out) if out else folder / f"model{suffix}"
+    if path.suffix != suffix:  # before loading anything
         raise ConfigError(f"a {format} file should end in {suffix}, got {path.name}")
+    model, meta = load_bundle(folder)
     if format == "onnx":
         return export_onnx(model, meta, path, opset=opset, check=check)
     return export_torchscript(model, meta, path, check=check)

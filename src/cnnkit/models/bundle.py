@@ -90,9 +90,14 @@ def read_meta(folder: Path) -> BundleMeta:
         raise BundleError(f"{folder} was written by a newer cnnkit (bundle version {data['version']}); upgrade cnnkit")
     fields = {k: data[k] for k in BundleMeta.__dataclass_fields__ if k in data}
     try:
-        return BundleMeta(**fields)
+        meta = BundleMeta(**fields)
     except TypeError as e:
         raise BundleError(f"{folder / META} lacks a field: {e}") from e
+    arch = meta.architecture
+    if not (isinstance(arch, dict) and isinstance(arch.get("source"), str) and isinstance(arch.get("name"), str)):
+        raise BundleError(f"{folder / META}: its architecture must be a record with a source and a name, "
+                          f"not {arch!r}; the bundle is damaged")
+    return meta
 
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, BundleMeta]:
@@ -107,8 +112,9 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[n
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise BundleError(f"{folder / WEIGHTS} does not fit the architecture in {META}: "
-                          f"{str(e).splitlines()[0]}") from e
+        # torch's first line only says "Error(s) in loading state_dict"; the keys and shapes follow it.
+        detail = " ".join(line.strip() for line in str(e).splitlines()[1:3]) or str(e)
+        raise BundleError(f"{folder / WEIGHTS} does not fit the architecture in {META}: {detail[:300]}") from e
     model.to(device).eval()
     model.cnnkit_meta = meta
     return model, meta

@@ -77,9 +77,14 @@ def base_record(model: str) -> dict[str, Any]:
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from .safetensors (preferred) or .pth/.pt (torch.load weights_only=True)."""
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (OSError, SafetensorError) as e:
+            raise ModelError(f"{path} cannot be read as safetensors ({e}); is it truncated? "
+                             "Download it again") from e
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (an unpickling refusal or a damaged file: say which file)

@@ -239,12 +239,11 @@ def _preprocessing(name: str, folder: Path | None, config) -> dict:
 
 
 def _load_file(model: nn.Module, path: Path) -> list[str]:
-    """Tensors of a .safetensors file into the model (HF names, with or without the base prefix)."""
-    from safetensors.torch import load_file
+    """Tensors of a .safetensors (or weights-only .pth) file into the model (HF names, with or without
+    the base prefix)."""
+    from .pretrained import load_partial, load_state_file
 
-    from .pretrained import load_partial
-
-    state = load_file(str(path))
+    state = load_state_file(path)
     own = model.state_dict()
     prefix = f"{model.base_model_prefix}."
     if not any(k in own for k in state) and any(prefix + k in own for k in state):

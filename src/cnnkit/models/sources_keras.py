@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.sources import offline
 from ..errors import ModelError
 
 PREFIX = "keras"
@@ -299,13 +300,13 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
     try:
         # Built on the CPU: on a CUDA machine Keras would make each variable `Parameter(...).to("cuda")`, a
         # non-leaf tensor that no optimizer could train; cnnkit moves the parameters itself afterwards.
-        with _downloads(allowed=os.environ.get("CNNKIT_OFFLINE") != "1"), warnings.catch_warnings(), \
+        with _downloads(allowed=not offline()), warnings.catch_warnings(), \
                 keras.device("cpu"):
             # "input_shape is undefined ... weights for (224, 224) loaded": any size is fine without the top
             warnings.filterwarnings("ignore", message=".*input_shape.*", category=UserWarning)
             model = constructor(**kwargs)
     except _DownloadRefused as e:
-        raise _offline_error(name, e.url, "CNNKIT_OFFLINE=1") from None
+        raise _offline_error(name, e.url, f"CNNKIT_OFFLINE={os.environ.get('CNNKIT_OFFLINE')}") from None
     except ValueError as e:  # a weights file of another architecture or with a top
         raise ModelError(f"keras:{name} cannot load {keras_weights}: {str(e).splitlines()[0][:200]}") from e
     except Exception as e:  # get_file raises a bare Exception when a download fails
