@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .adapt import adapt_conv_weight, first_conv
-from .sources_timm import hub_cache
+from .sources_timm import hf_cache_hint, hub_cache
 
 PREFIX = "hf"
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -97,11 +97,8 @@ WEIGHT_FILES = ("config.json, model.safetensors (or pytorch_model.bin where the 
                 "and preprocessor_config.json")
 
 
-def cache_hint(hub_id: str, files: str = WEIGHT_FILES) -> str:
-    folder = hub_cache() / f"models--{hub_id.replace('/', '--')}"
-    return (f"Download {files} from https://huggingface.co/{hub_id} into {folder}/snapshots/<revision>/ and "
-            f"write <revision> into {folder}/refs/main (`hf download {hub_id}` does both; "
-            f"`huggingface-cli download {hub_id}` with huggingface_hub before 1.0)")
+def cache_hint(hub_id: str) -> str:
+    return hf_cache_hint(hub_id, WEIGHT_FILES)
 
 
 # --------------------------------------------------------------- the wrapper

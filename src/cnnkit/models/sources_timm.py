@@ -47,11 +47,12 @@ def hub_cache() -> Path:
     return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
 
 
-def hf_cache_hint(hub_id: str) -> str:
+def hf_cache_hint(hub_id: str, files: str = "model.safetensors") -> str:
+    """Where to put a hub repository's `files` by hand so that the hub cache finds them (timm and hf:)."""
     folder = hub_cache() / f"models--{hub_id.replace('/', '--')}"
-    return (f"https://huggingface.co/{hub_id}/resolve/main/model.safetensors; put it at "
-            f"{folder}/snapshots/<revision>/model.safetensors and write <revision> into {folder}/refs/main "
-            f"(`huggingface-cli download {hub_id}` does both)")
+    return (f"Download {files} from https://huggingface.co/{hub_id} into {folder}/snapshots/<revision>/ and "
+            f"write <revision> into {folder}/refs/main (`hf download {hub_id}` does both; "
+            f"`huggingface-cli download {hub_id}` with huggingface_hub before 1.0)")
 
 
 def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, dict]:
@@ -76,12 +77,14 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
     try:
         model = timm.create_model(name, pretrained=bool(weights), **kwargs)
     except (OSError, RuntimeError, ValueError) as e:  # LocalEntryNotFoundError is an OSError
-        cfg = timm.create_model(name, pretrained=False, num_classes=0).pretrained_cfg if not name.startswith(
-            "hf-hub:") else {"hf_hub_id": arch}
+        from timm.models import get_pretrained_cfg
+
+        cfg = {"hf_hub_id": arch} if name.startswith("hf-hub:") else (get_pretrained_cfg(arch) or {})
+        cfg = cfg if isinstance(cfg, dict) else cfg.to_dict()
         hub_id = cfg.get("hf_hub_id")
-        hint = hf_cache_hint(hub_id) if hub_id else cfg.get("url", "")
+        hint = hf_cache_hint(hub_id) if hub_id else f"Download {cfg.get('url', '')}"
         raise ModelError(f"the pretrained weights of timm:{name} are not cached and cannot be downloaded here "
-                         f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}). Download {hint}; "
+                         f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}). {hint}; "
                          f"or pass --weights PATH ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
     cfg = model.pretrained_cfg
     info: dict = {"loaded": f"timm:{name} with random weights (no --weights given)"}
@@ -91,6 +94,4 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
                 "mean": list(cfg.get("mean", (0.485, 0.456, 0.406))), "std": list(cfg.get("std", (0.229, 0.224, 0.225))),
                 "min_size": [1, 1] if not cfg.get("fixed_input_size") else list(cfg["input_size"][1:]),
                 "recommended_size": list(cfg.get("input_size", (3, 224, 224))[1:])}
-        if cfg.get("fixed_input_size"):
-            info["min_size"] = list(cfg["input_size"][1:])
     return model, info
