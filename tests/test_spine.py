@@ -149,3 +149,15 @@ def test_evaluate_on_a_dataset_with_other_classes_is_a_clear_error(fashion_like_
     assert main(["evaluate", str(fashion_like_bundle), "--data", "digits"]) == 2
     err = capsys.readouterr().err
     assert "classes" in err and "Traceback" not in err
+
+
+def test_the_cli_starts_without_torch_and_verbs_keep_their_names():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnkit.cli; assert 'torch' not in sys.modules, 'cnnkit --help would wait for torch'\n"
+            "import cnnkit.train.config, cnnkit.finetune, cnnkit.explain.report, cnnkit\n"
+            "assert callable(cnnkit.train) and callable(cnnkit.finetune) and callable(cnnkit.explain)\n"
+            "assert cnnkit.TrainConfig is cnnkit.train.__globals__['TrainConfig']")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
