@@ -358,7 +358,8 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
     """Each stage: freeze what it says, then a Trainer for its epochs. With `resume`, the stages before
     the checkpoint's are skipped and its own continues from the checkpoint (weights, optimizer, step)."""
     groups = net.block_groups
-    start = read_checkpoint(run_dir / "last" / "checkpoint.pt")["state"].get("stage", 0) if resume else 0
+    checkpoint = read_checkpoint(run_dir / "last" / "checkpoint.pt") if resume else None  # read once
+    start = checkpoint["state"].get("stage", 0) if checkpoint else 0
     notes: list[tuple[str, str]] = []
     history: list[dict] = []
     best, seconds, done = -1.0, 0.0, 0
@@ -391,7 +392,7 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
                                param_groups=optimizer_groups(net, stage, cfg.weight_decay or 0.0))
         tagger = _StageTagger(stage.name, done)
         if resume and i == start:
-            trainer.resume()  # this stage's weights, optimizer, schedule, step and the run's history so far
+            trainer.resume(checkpoint)  # this stage's weights, optimizer, schedule, step and the history so far
             for row in trainer.state.history:  # an end-of-epoch checkpoint is written before its row is tagged
                 if "stage" not in row:
                     tagger.tag(row)

@@ -56,11 +56,12 @@ def read_checkpoint(path: Path) -> dict:
     return payload
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None):
-    """Restore the states saved by save_checkpoint; returns the TrainState."""
+def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None, payload: dict | None = None):
+    """Restore the states saved by save_checkpoint; returns the TrainState (`payload`: read_checkpoint's,
+    when the caller has read the file already)."""
     from .trainer import TrainState
 
-    payload = read_checkpoint(path)
+    payload = payload if payload is not None else read_checkpoint(path)
     try:
         _inner(model).load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])

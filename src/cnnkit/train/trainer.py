@@ -194,9 +194,9 @@ class Trainer:
                             ema=self.ema)
         self._last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
 
-    def resume(self) -> None:
+    def resume(self, payload: dict | None = None) -> None:
         self.state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler,
-                                     self.scaler, ema=self.ema)
+                                     self.scaler, ema=self.ema, payload=payload)
         distributed.adapt_resumed_state(self)  # [distributed] map steps to this world size
         self._last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
 
