@@ -102,3 +102,8 @@ def test_cli_trains_a_spec_built_model_on_digits(tmp_path, capsys):
     capsys.readouterr()
     assert main(["summary", str(run)]) == 0  # and the run directory summarises itself
     assert "conv8-3-same" in capsys.readouterr().out
+
+
+def test_a_builtin_refuses_images_below_its_smallest_size():
+    with pytest.raises(ShapeError, match="resnet-small needs images of at least 8x8, not 2x2"):
+        create_model("resnet-small", input_shape=(1, 2, 2), num_classes=10)  # global pooling hides it otherwise

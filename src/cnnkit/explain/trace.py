@@ -41,10 +41,6 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     return convs
 
 
-def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    return conv_layers(model)[0]
-
-
 def last_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     return conv_layers(model)[-1]
 

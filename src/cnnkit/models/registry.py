@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, ShapeError
 from ..nn.model import SpecNet
 from ..nn.spec import looks_like_spec
 
@@ -78,7 +78,12 @@ def create_model(
     """Build `name` (a registered name, `source:name`, or a layer spec) for the given data."""
     name = name.strip()
     if name in _MODELS:
-        model = _MODELS[name].builder(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+        entry = _MODELS[name]
+        model = entry.builder(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+        if min(input_shape[1:]) < entry.min_size:  # a spec net has said which layer fails; global pooling would not
+            raise ShapeError(f"{name} needs images of at least {entry.min_size}x{entry.min_size}, not "
+                             f"{input_shape[1]}x{input_shape[2]}; resize the data or pick a model made for "
+                             "small images")
         model.cnnkit_arch = {"source": "builtin", "name": name, "kwargs": kwargs}
         return model
     prefix = name.split(":", 1)[0] if ":" in name else None

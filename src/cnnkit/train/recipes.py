@@ -83,23 +83,6 @@ RECIPES: dict[str, dict[str, dict]] = {
                                tta=True)},  # the catalog's crop12-flip at 96 px
 }
 
-# Published accuracies, for docs/recipes.md and `cnnkit train` to compare with.
-LITERATURE: dict[str, str] = {
-    "digits": "SVM 0.98-0.99 (scikit-learn examples)",
-    "mnist": "simple CNN 0.99+, best 0.9979",
-    "fashion-mnist": "2-conv CNN 0.91-0.94, ResNet18 0.949, WRN40-4 0.967",
-    "kmnist": "simple CNN 0.95, ResNet18 0.97-0.99",
-    "kuzushiji-49": "ResNet18 0.97",
-    "sign-language-mnist": "small CNN 0.99+ (test set from the same signers)",
-    "cifar-10": "VGG-style 0.92-0.94, ResNet18 0.95, airbench94 0.94 in seconds on a GPU",
-    "cifar-100": "ResNet18 0.75-0.78, WRN-28-10 0.81",
-    "cifar-100-coarse": "ResNet 0.85 (20 superclasses)",
-    "svhn": "ResNet 0.96-0.98",
-    "gtsrb": "CNN 0.99+, human 0.988",
-    "fer-2013": "VGG-style 0.70-0.73, human 0.65",
-    "stl-10": "from scratch 0.75-0.85 (supervised, 5k labels)",
-}
-
 
 def fallback(input_shape: tuple[int, ...] | None) -> dict:
     """A recipe from the image size alone, for datasets (and folders) without their own."""

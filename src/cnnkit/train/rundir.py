@@ -76,9 +76,3 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
     """metrics.csv (one row per epoch, no clock values) and timing.csv (seconds, images/s)."""
     _write_csv(run_dir / "metrics.csv", METRICS_COLUMNS, history)
     _write_csv(run_dir / "timing.csv", TIMING_COLUMNS, history)
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.csv back as a list of dicts of floats (epoch as int)."""
-    with open(run_dir / "metrics.csv", encoding="utf-8", newline="") as f:
-        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
