@@ -107,32 +107,21 @@ def train(
     return finish_run(trainer, log=log)
 
 
-def start_run(
-    config: TrainConfig | dict | None,
-    *,
-    resume: str | Path | None = None,
-    log=print,
-    **overrides: Any,
-) -> tuple[TrainConfig, DataSplits, Path, torch.device]:
-    """Resolve the config, load the data, seed, pick the device and make (or find) the run directory."""
-    log = distributed.main_only(log)  # [distributed] only rank 0 prints
-    if resume is not None:
-        run_dir: Path | None = find_run(resume)
-        if (run_dir / "summary.json").is_file():  # written last, when the test set has been evaluated
-            raise ConfigError(f"{run_dir} has finished (its summary.json is written): there is nothing to "
-                              f"resume; `cnnkit evaluate {run_dir}` tests it again")
-        config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
-        log(f"resuming {run_dir}")
-    else:
-        run_dir = None
-        if isinstance(config, dict):
-            config = TrainConfig.from_dict(config)
-        config = (config or TrainConfig()).updated(**overrides)
+def prepare(config: TrainConfig | dict | None, *, splits: DataSplits | None = None, log=print,
+            **overrides: Any) -> tuple[TrainConfig, DataSplits, str]:
+    """The config with `overrides` and the dataset's recipe, the data (loaded, or `splits` given in
+    memory) and a line saying where it came from; seeds the RNGs. Shared by train, finetune, lr-find."""
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config = (config or TrainConfig()).updated(**overrides)
+    if splits is not None:
+        config = config.updated(data=splits.name)
     config.validate()
     t_load = time.perf_counter()
-    data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
-                        fraction=config.fraction, seed=config.seed, strict=config.strict)
-    load_seconds = time.perf_counter() - t_load
+    data = splits if splits is not None else load_dataset(
+        config.data, val_fraction=config.val_fraction, limit=config.limit, fraction=config.fraction,
+        seed=config.seed, strict=config.strict)
+    origin = "given in memory" if splits is not None else f"loaded in {time.perf_counter() - t_load:.1f}s"
     config = apply_recipe(config, data.name, data)
     config.validate()
     if config.tta:
@@ -142,6 +131,29 @@ def start_run(
             log("note: --tta mirrors the test images, but this run trains without flips; "
                 "measured, that costs 2-3% accuracy (docs/training.md): use --no-tta or a *-flip --augment")
     seed_everything(config.seed, config.deterministic)
+    return config, data, origin
+
+
+def start_run(
+    config: TrainConfig | dict | None,
+    *,
+    resume: str | Path | None = None,
+    splits: DataSplits | None = None,
+    log=print,
+    **overrides: Any,
+) -> tuple[TrainConfig, DataSplits, Path, torch.device]:
+    """Resolve the config, load the data (or take `splits`), seed, pick the device and make (or find)
+    the run directory."""
+    log = distributed.main_only(log)  # [distributed] only rank 0 prints
+    run_dir: Path | None = None
+    if resume is not None:
+        run_dir = find_run(resume)
+        if (run_dir / "summary.json").is_file():  # written last, when the test set has been evaluated
+            raise ConfigError(f"{run_dir} has finished (its summary.json is written): there is nothing to "
+                              f"resume; `cnnkit evaluate {run_dir}` tests it again")
+        config, overrides = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml")), {}
+        log(f"resuming {run_dir}")
+    config, data, origin = prepare(config, splits=splits, log=log, **overrides)
     device = distributed.init(config.device)  # [distributed] = pick_device, + process group under torchrun
     if run_dir is None and distributed.is_main():  # [distributed] rank 0 makes it, the others get its path
         run_dir = new_run_dir(config.out, data.name, config.name)
@@ -150,7 +162,7 @@ def start_run(
     run_dir = distributed.broadcast_object(run_dir)
     config = distributed.scale_lr(config, log)  # [distributed] --scale-lr; config.yaml keeps the base lr
     log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images "
-        f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes (loaded in {load_seconds:.1f}s)")
+        f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes ({origin})")
     return config, data, run_dir, device
 
 
@@ -268,16 +280,9 @@ def lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6, en
     from .report.plots import plot_lr_find
     from .train.lr_find import range_test
 
-    if isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
-    config = (config or TrainConfig()).updated(**overrides)
-    config.validate()
-    data = load_dataset(config.data, val_fraction=config.val_fraction, limit=config.limit,
-                        fraction=config.fraction, seed=config.seed, strict=config.strict)
-    config = apply_recipe(config, data.name, data)
+    config, data, _ = prepare(config, log=log, **overrides)
     # The schedule is replaced by the test's own exponential ramp; one "epoch" keeps the Trainer small.
     config = config.updated(epochs=1, lr=start, ema=0.0, tensorboard=False)
-    seed_everything(config.seed, config.deterministic)
     device = pick_device(config.device)
     model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
     log(f"range test of {config.model} on {data.name}: lr {start:g} -> {end:g} over {steps} steps")

@@ -220,7 +220,7 @@ def finetune(
                               classes=",".join(map(str, class_list)) if class_list else None, per_class=per_class)
     base_record(str(model))  # a wrong --model fails before a run directory is made
     if isinstance(data, DataSplits):  # data already in memory (a Python user's own, or a benchmark's subset)
-        cfg, splits, run_dir, device = _start_with_splits(config, data, log=log, model=str(model), **overrides)
+        cfg, splits, run_dir, device = start_run(config, splits=data, log=log, model=str(model), **overrides)
     else:
         cfg, splits, run_dir, device = start_run(config, log=log, model=str(model), data=data, **overrides)
     write_yaml(run_dir / "transfer.yaml", dataclasses.asdict(options))
@@ -327,29 +327,6 @@ def finetune_summary(model: str, data: str | DataSplits = "digits", *, strategy:
         parts.append(f"\n== stage {i}/{len(stages)}: {stage.name}, {stage.epochs} epoch(s) ==\n"
                      f"{group_table(net, stage)}\n\n{summarize(net, splits.input_shape).format()}")
     return "\n".join(parts)
-
-
-def _start_with_splits(config, data: DataSplits, *, log, **overrides):
-    """start_run for data given as DataSplits: config, recipe, seed, device, run directory."""
-    from .api import seed_everything
-    from .device import pick_device
-    from .train.recipes import apply_recipe
-    from .train.rundir import new_run_dir, point_latest
-
-    if isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
-    config = (config or TrainConfig()).updated(data=data.name, **overrides)
-    config.validate()
-    config = apply_recipe(config, data.name)
-    config.validate()
-    seed_everything(config.seed, config.deterministic)
-    device = pick_device(config.device)
-    run_dir = new_run_dir(config.out, data.name, config.name)
-    write_yaml(run_dir / "config.yaml", config.to_dict())
-    point_latest(run_dir)
-    log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images of "
-        f"{'x'.join(map(str, data.input_shape))}, {data.num_classes} classes (given in memory)")
-    return config, data, run_dir, device
 
 
 def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, run_dir: Path,
