@@ -341,6 +341,13 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
     history: list[dict] = []
     best, seconds, done = -1.0, 0.0, 0
     trainer = None
+    # One TensorBoard log for the whole run, epochs numbered across stages (a logger per stage's
+    # Trainer would restart its epochs and steps at every stage).
+    board, written = None, 0
+    if cfg.tensorboard:
+        from .train.tensorboard import TensorBoardLogger
+
+        board = TensorBoardLogger(run_dir, log=log)
     for i, stage in enumerate(stages):
         net.set_trainable(stage.trainable)
         net.train()
@@ -364,7 +371,7 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
             f"{stage.epochs} epoch(s), {trainable:,} trainable / {frozen:,} frozen parameters")
         for line in table.splitlines()[2:]:
             log("  " + line.strip("| ").replace(" | ", "  "))
-        stage_cfg = cfg.updated(epochs=stage.epochs)
+        stage_cfg = cfg.updated(epochs=stage.epochs, tensorboard=False)
         trainer = make_trainer(net, data, stage_cfg, device, run_dir, live=live, log=log,
                                param_groups=optimizer_groups(net, stage, cfg.weight_decay or 0.0))
         tagger = _StageTagger(stage.name, done)
@@ -385,7 +392,12 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
         trainer.stage = stage
         trainer.fit()
         history, best, seconds = trainer.state.history, trainer.state.best_val_accuracy, trainer.state.train_seconds
+        if board is not None:
+            board.write_rows(history[written:])
+            written = len(history)
         done += stage.epochs
+    if board is not None:
+        board.close()
     trainer.state.epoch = done
     # The last stage's config has only its own epochs; the summary reports the whole run.
     trainer.config = cfg

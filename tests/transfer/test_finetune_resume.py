@@ -84,3 +84,15 @@ def test_resume_refuses_other_options_and_runs_that_are_not_finetunes(donor, tmp
         finetune(None, resume=str(run.run_dir))
     assert main(["finetune", "--data", "digits"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_one_tensorboard_log_numbers_epochs_across_stages(donor, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    options = {**OPTIONS, "tensorboard": True, "checkpoint_every": 0}
+    run = finetune(str(donor), "digits", out=str(tmp_path), name="board", **options)
+    files = list((run.run_dir / "tensorboard").glob("events.*"))
+    assert len(files) == 1  # not one per stage
+    events = EventAccumulator(str(files[0]))
+    events.Reload()
+    assert [e.step for e in events.Scalars("accuracy/val")] == [1, 2, 3, 4]  # 4 stages of one epoch each

@@ -18,7 +18,7 @@ class TensorBoardLogger:
         self.writer = None
         self._unavailable = False
 
-    def _open(self, trainer):
+    def _open(self, trainer=None, purge_step: int | None = None):
         if self.writer is None and not self._unavailable:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -27,7 +27,9 @@ class TensorBoardLogger:
                 self.log("tensorboard is not installed (pip install 'cnnkit[tensorboard]'): no event files")
                 return None
             # purge_step drops events a killed run wrote after its last checkpoint.
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=trainer.global_step or None)
+            if trainer is not None:
+                purge_step = trainer.global_step or None
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
         return self.writer
 
     def on_step(self, trainer, step: int, steps: int, loss: float, accuracy: float) -> None:
@@ -40,15 +42,27 @@ class TensorBoardLogger:
             writer.add_scalar("step/lr", trainer.optimizer.param_groups[0]["lr"], gs)
 
     def on_epoch_end(self, trainer, r) -> None:
-        writer = self._open(trainer)
+        self._epoch(self._open(trainer), r.row())
+
+    def write_rows(self, rows: list[dict]) -> None:
+        """Epoch rows of the run's history (a finetune run's stages, numbered run-wide) as epoch curves;
+        a resumed run purges what was written from the first of them on."""
+        if rows:
+            writer = self._open(purge_step=rows[0]["epoch"])
+            for row in rows:
+                self._epoch(writer, row)
+
+    @staticmethod
+    def _epoch(writer, row: dict) -> None:
         if writer is None:
             return
+        epoch = row["epoch"]
         for key in ("train_loss", "val_loss"):
-            writer.add_scalar(f"loss/{key[:-5]}", getattr(r, key), r.epoch)
+            writer.add_scalar(f"loss/{key[:-5]}", row[key], epoch)
         for key in ("train_accuracy", "val_accuracy"):
-            writer.add_scalar(f"accuracy/{key[:-9]}", getattr(r, key), r.epoch)
-        writer.add_scalar("epoch/lr", r.lr, r.epoch)
-        writer.add_scalar("epoch/images_per_second", r.images_per_second, r.epoch)
+            writer.add_scalar(f"accuracy/{key[:-9]}", row[key], epoch)
+        writer.add_scalar("epoch/lr", row["lr"], epoch)
+        writer.add_scalar("epoch/images_per_second", row["images_per_second"], epoch)
         writer.flush()
 
     def close(self) -> None:
