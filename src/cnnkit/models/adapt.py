@@ -92,21 +92,20 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent._modules[child] = module
 
 
-def adapt_in_channels(model: nn.Module, in_chans: int) -> bool:
-    """Replace the first convolution by one taking `in_chans` channels, weights adapted; True if changed."""
+def adapt_in_channels(model: nn.Module, in_chans: int) -> str | None:
+    """Make the first convolution take `in_chans` channels, weights adapted; what was done, or None.
+
+    In place (a new weight, the same module), so a Conv2d subclass stays what it is, e.g. BiT's
+    weight-standardising convolution."""
     name, conv = first_conv(model)
-    if conv.in_channels == in_chans:
-        return False
+    old = conv.in_channels
+    if old == in_chans:
+        return None
     if conv.groups != 1:
         raise ModelError(f"the first convolution {name} is grouped; its input channels cannot be adapted")
-    new = nn.Conv2d(in_chans, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-                    dilation=conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode)
-    with torch.no_grad():
-        new.weight.copy_(adapt_conv_weight(conv.weight, in_chans))
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias)
-    set_submodule(model, name, new)
-    return True
+    conv.weight = nn.Parameter(adapt_conv_weight(conv.weight.detach(), in_chans))
+    conv.in_channels = in_chans
+    return f"first convolution {name}: {old} -> {in_chans} input channels (filters summed/repeated as timm does)"
 
 
 def strip_classifier(model: nn.Module) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import BundleError, ModelError
 from . import sources_torchvision
-from .adapt import TransferNet, adapt_in_channels, first_conv, strip_classifier
+from .adapt import TransferNet, adapt_in_channels, strip_classifier
 from .bundle import META, find_bundle, load_bundle, read_meta
 from .registry import register_source
 
@@ -137,10 +137,9 @@ def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Mod
         return library(source).build(base["name"], in_chans=in_chans, weights=weights or None)
     else:
         raise ModelError(f"unknown pretrained source {source!r}")
-    old = first_conv(model)[1].in_channels
-    if adapt_in_channels(model, in_chans):
-        info["adapted_channels"] = (f"first convolution {first_conv(model)[0]}: {old} -> {in_chans} input channels "
-                                    "(filters summed/repeated as timm does)")
+    adapted = adapt_in_channels(model, in_chans)
+    if adapted:
+        info["adapted_channels"] = adapted
     return model, info
 
 

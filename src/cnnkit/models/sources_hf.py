@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .adapt import adapt_conv_weight, first_conv
+from .adapt import adapt_in_channels, first_conv
 from .sources_timm import hf_cache_hint, hub_cache
 
 PREFIX = "hf"
@@ -171,24 +171,16 @@ def _body(base: nn.Module) -> tuple[list[nn.Module], bool]:
 
 
 def _set_in_channels(backbone: HFBackbone, in_chans: int) -> str | None:
-    """First conv for `in_chans` channels, and the embedders' own `num_channels` check told so.
-
-    The convolution is changed in place, not replaced by a plain Conv2d as adapt_in_channels does:
-    BiT's first convolution is a weight-standardising subclass, which must stay one.
-    """
-    name, conv = first_conv(backbone)
-    old = conv.in_channels
-    if old == in_chans:
-        return None
-    if conv.groups != 1:
-        raise ModelError(f"the first convolution {name} is grouped; its input channels cannot be adapted")
-    conv.weight = nn.Parameter(adapt_conv_weight(conv.weight.detach(), in_chans))
-    conv.in_channels = in_chans
-    backbone.model.config.num_channels = in_chans
-    for module in backbone.modules():  # ResNet/ConvNeXt/RegNet embeddings refuse other channel counts
-        if type(module).__module__.startswith("transformers") and getattr(module, "num_channels", None) == old:
-            module.num_channels = in_chans
-    return f"first convolution {name}: {old} -> {in_chans} input channels (filters summed/repeated as timm does)"
+    """First conv for `in_chans` channels (adapt_in_channels), and the embedders' own `num_channels` check
+    told so."""
+    old = first_conv(backbone)[1].in_channels
+    adapted = adapt_in_channels(backbone, in_chans)
+    if adapted:
+        backbone.model.config.num_channels = in_chans
+        for module in backbone.modules():  # ResNet/ConvNeXt/RegNet embeddings refuse other channel counts
+            if type(module).__module__.startswith("transformers") and getattr(module, "num_channels", None) == old:
+                module.num_channels = in_chans
+    return adapted
 
 
 # --------------------------------------------------------------- loading
