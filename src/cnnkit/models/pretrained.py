@@ -39,8 +39,12 @@ def library(source: str):
 
 
 def is_bundle_path(model: str) -> bool:
-    path = Path(model).expanduser()
-    return path.exists() and any((p / META).is_file() for p in (path, path / "best", path / "last"))
+    """`model` names a bundle or a run directory with one (find_bundle finds it)."""
+    try:
+        find_bundle(model)
+    except BundleError:
+        return False
+    return True
 
 
 def base_record(model: str) -> dict[str, Any]:
@@ -216,9 +220,7 @@ def _source_factory(prefix: str):
                 head: str | None = None, input_size: int | None = None) -> nn.Module:
         net, _ = build_transfer(f"{prefix}:{name}", input_shape=input_shape, num_classes=num_classes,
                                 weights=weights, head=head, input_size=input_size)
-        arch = net.cnnkit_arch["kwargs"]
-        net.cnnkit_arch = {"source": "transfer", "name": f"{prefix}:{name}", "kwargs": arch}
-        return net
+        return net  # build_transfer has written its cnnkit_arch record (source "transfer")
 
     return factory
 
