@@ -90,7 +90,7 @@ register(
         ),
         notes="~30 GB (small images). The official val split is the test split here (test labels are "
         "private). Streams from disk.",
-        extra={"val_as_test": True},
+        extra={"val_as_test": True, "expect": ("train",)},  # the user's own train/<class>/ folders count too
     )
 )
 

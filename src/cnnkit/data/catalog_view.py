@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .catalog import DatasetInfo, get_info, list_datasets
-from .sources import _present, dataset_cache_dir
+from .sources import _parent_folders, _present, dataset_cache_dir
 
 LEVELS = ("builtin", "beginner", "intermediate", "advanced")
 
@@ -20,14 +20,14 @@ def availability(info: DatasetInfo) -> str:
         return "not supported yet (no reader)"
     cache = dataset_cache_dir(info.name)
     if info.files:
-        folders = [cache, *(dataset_cache_dir(info.parent) for _ in [0] if info.parent)]
+        folders = [cache, *_parent_folders(info)]
         if any(all(_present(f, r) for r in info.files) for f in folders):
             return "cached"
         if any(all(_present(Path(p), r) for r in info.files) for p in info.system_paths):
             return "system copy"
         if info.extra.get("expect") is None and info.obtain == "download":
             return "downloadable"
-    expect = info.extra.get("expect", ("train",) if info.name == "places365" else ())
+    expect = info.extra.get("expect", ())
     if any((cache / e).exists() for e in expect):
         return "cached"
     return "downloadable" if info.obtain == "download" else "manual download"
