@@ -16,15 +16,15 @@ from .config import TrainConfig
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """The trainable parameters in two groups (decay_split)."""
+    return decay_split([p for p in model.parameters() if p.requires_grad], weight_decay)
+
+
+def decay_split(params: list[torch.Tensor], weight_decay: float) -> list[dict]:
     """Two groups: weights of convs and dense layers (decayed), norms and biases (not)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
     ]
 
 

@@ -23,6 +23,7 @@ import torch
 
 from ..data.dataset import DataSplits, ImageArrays
 from ..errors import ConfigError
+from .optim import decay_split
 
 STRATEGIES = ("feature-extractor", "freeze", "full", "gradual", "fine-tune")
 
@@ -114,11 +115,9 @@ def optimizer_groups(model, stage: Stage, weight_decay: float) -> list[dict]:
     for group, names in model.groups:
         if group not in stage.lrs:
             continue
-        tensors = [params[n] for n in names]
-        for decay, chosen in ((weight_decay, [p for p in tensors if p.ndim > 1]),
-                              (0.0, [p for p in tensors if p.ndim <= 1])):
-            if chosen:
-                out.append({"params": chosen, "lr": stage.lrs[group], "weight_decay": decay, "block_group": group})
+        for part in decay_split([params[n] for n in names], weight_decay):
+            if part["params"]:
+                out.append({**part, "lr": stage.lrs[group], "block_group": group})
     return out
 
 
