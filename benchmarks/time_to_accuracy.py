@@ -26,9 +26,9 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cnnkit.api import finish_run, make_trainer, start_run  # noqa: E402
 from cnnkit.fileio import write_json  # noqa: E402
 from cnnkit.models.registry import create_model  # noqa: E402
+from cnnkit.train.run import finish_run, make_trainer, start_run  # noqa: E402
 
 THRESHOLDS = (0.92, 0.93, 0.94, 0.945)
 

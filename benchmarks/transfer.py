@@ -26,14 +26,14 @@ from pathlib import Path
 
 import torch
 
-import cnnkit.api as api
+import cnnkit.train.run as api
 from cnnkit.data.dataset import DataSplits, ImageArrays, load_dataset
 from cnnkit.fileio import write_json
-from cnnkit.finetune import finetune
 from cnnkit.models.registry import create_model
 from cnnkit.train import recipes
 from cnnkit.train.config import TrainConfig
-from cnnkit.train.transfer import select_classes
+from cnnkit.transfer.finetune import finetune
+from cnnkit.transfer.strategies import select_classes
 
 METHODS = ["scratch", "feature-extractor", "logistic", "freeze", "full", "gradual", "fine-tune"]
 EPOCHS = 4  # every method; gradual has 4 stages of one epoch (3 backbone groups + head)

@@ -1,6 +1,6 @@
 """cnnkit: convolutional neural networks end to end — build, train, transfer, explain, export.
 
-The same verbs as the `cnnkit` command:
+The same verbs as the `cnnkit` command (the table in `cnnkit/api.py` says where each is done):
 
     >>> import cnnkit
     >>> run = cnnkit.train(data="digits", epochs=5)          # doctest: +SKIP
@@ -10,34 +10,26 @@ The same verbs as the `cnnkit` command:
     >>> cnnkit.export(run.run_dir, format="onnx", out="model.onnx")            # doctest: +SKIP
 """
 
-import sys
-import types
-
+from . import explain as _explain_package  # noqa: F401  (see below)
+from . import train as _train_package  # noqa: F401
 from .errors import CnnkitError
+
+# Two verbs share their names with subpackages (cnnkit.train, cnnkit.explain). Python sets a
+# subpackage as an attribute of its parent the first time it is imported; importing both here
+# (their __init__ files import nothing) and deleting the attributes lets the verbs below own
+# the names for good.
+del train, explain  # noqa: F821
 
 # The verbs import torch (a second or two); `cnnkit --help` and `import cnnkit.errors` need not wait
 # for it, so each name is imported on first use (PEP 562).
 _LAZY = {
-    "RunResult": ("api", "RunResult"), "evaluate": ("api", "evaluate"), "load": ("api", "load"),
+    "RunResult": ("train.run", "RunResult"), "evaluate": ("api", "evaluate"), "load": ("api", "load"),
     "lr_find": ("api", "lr_find"), "predict": ("api", "predict"), "train": ("api", "train"),
     "export": ("deploy.export", "export_model"), "explain": ("explain.report", "explain_model"),
-    "finetune": ("finetune", "finetune"), "create_model": ("models", "create_model"),
+    "finetune": ("transfer.finetune", "finetune"), "create_model": ("models", "create_model"),
     "list_models": ("models", "list_models"), "summarize": ("nn.summary", "summarize"),
     "TrainConfig": ("train.config", "TrainConfig"),
 }
-
-
-class _Package(types.ModuleType):
-    """Three verbs share their names with subpackages (cnnkit.train, cnnkit.finetune, cnnkit.explain).
-    Importing a subpackage makes Python set it as an attribute of this package; the verb keeps the name."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -1,84 +1,34 @@
-"""The public functions behind every verb: train, evaluate, predict, load.
+"""The public verbs: one function per `cnnkit` command, each a thin shell over the package that does the work.
 
-Each CLI verb is a thin shell over one of these; nothing the CLI does is out of
-reach from Python. They orchestrate the folders (data -> models -> train ->
-report) and own the run directory layout of DESIGN.md.
+| verb (CLI)          | function                  | where the work is done               |
+|---------------------|---------------------------|--------------------------------------|
+| `cnnkit train`      | `cnnkit.train`            | train/run.py                         |
+| `cnnkit finetune`   | `cnnkit.finetune`         | transfer/finetune.py (`finetune`)    |
+| `cnnkit lr-find`    | `cnnkit.lr_find`          | train/lr_find.py                     |
+| `cnnkit evaluate`   | `cnnkit.evaluate`         | report/evaluate.py                   |
+| `cnnkit predict`    | `cnnkit.predict`          | deploy/runtimes.py                   |
+| `cnnkit explain`    | `cnnkit.explain`          | explain/report.py (`explain_model`)  |
+| `cnnkit export`     | `cnnkit.export`           | deploy/export.py (`export_model`)    |
+| (load a bundle)     | `cnnkit.load`             | models/bundle.py                     |
+
+finetune, explain and export are those functions themselves (`cnnkit/__init__.py` names them);
+the rest are defined here. Heavy imports (torch) happen inside each function, so `import cnnkit` and `cnnkit --help` stay fast.
 """
 
 from __future__ import annotations
 
-import platform
-import random
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from .data.dataset import DataSplits, ImageArrays, load_dataset
-from .data.images import load_image
-from .data.loader import TensorLoader, make_loader
-from .device import pick_device
-from .errors import CnnkitError, ConfigError
-from .fileio import read_json, read_yaml, write_json, write_yaml
-from .models.bundle import BundleMeta, load_bundle, save_bundle
-from .models.registry import create_model
-from .train import distributed
-from .train.config import TrainConfig
-from .train.progress import EpochPrinter
-from .train.recipes import apply_recipe
-from .train.rundir import discard_run_dir, find_run, new_run_dir, point_latest, write_metrics
-from .train.trainer import Trainer
+    from .train.config import TrainConfig
+    from .train.run import RunResult
 
 
-@dataclass
-class RunResult:
-    run_dir: Path
-    summary: dict[str, Any]
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.summary["test_accuracy"]
-
-
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def bundle_meta(model: nn.Module, data: DataSplits, summary: dict | None = None) -> BundleMeta:
-    return BundleMeta(
-        architecture=getattr(model, "cnnkit_arch", {}),
-        input_shape=list(data.input_shape),
-        class_names=list(data.class_names),
-        mean=list(data.mean),
-        std=list(data.std),
-        summary=summary or {},
-    )
-
-
-# --------------------------------------------------------------------------- train
-
-
-def train(
-    config: TrainConfig | dict | None = None,
-    *,
-    resume: str | Path | None = None,
-    live: bool | None = None,
-    log=print,
-    **overrides: Any,
-) -> RunResult:
+def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None = None,
+          live: bool | None = None, log=print, **overrides: Any) -> RunResult:
     """Train a model and write a run directory; returns its path and summary.
 
     Examples:
@@ -86,183 +36,9 @@ def train(
         >>> run = cnnkit.train(data="digits", epochs=3)          # doctest: +SKIP
         >>> run.summary["test_accuracy"]                         # doctest: +SKIP
     """
-    log = distributed.main_only(log)  # [distributed] only rank 0 prints
-    config, data, run_dir, device = start_run(config, resume=resume, log=log, **overrides)
-    try:
-        model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    except CnnkitError:
-        if resume is None:
-            discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
-        raise
-    log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
-        f"run directory {run_dir}")
-    trainer = make_trainer(model, data, config, device, run_dir, live=live, log=log)
-    if resume is not None:
-        trainer.resume()
-        if distributed.is_main():  # a stop between checkpoint and CSV would leave a row out
-            write_metrics(run_dir, trainer.state.history)
-        log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
-    with distributed.supervise(trainer):  # [distributed] a lost peer -> TrainingError saying how to resume
-        trainer.fit()
-    return finish_run(trainer, log=log)
+    from .train.run import run_training
 
-
-def prepare(config: TrainConfig | dict | None, *, splits: DataSplits | None = None, log=print,
-            **overrides: Any) -> tuple[TrainConfig, DataSplits, str]:
-    """The config with `overrides` and the dataset's recipe, the data (loaded, or `splits` given in
-    memory) and a line saying where it came from; seeds the RNGs. Shared by train, finetune, lr-find."""
-    if isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
-    config = (config or TrainConfig()).updated(**overrides)
-    if splits is not None:
-        config = config.updated(data=splits.name)
-    config.validate()
-    t_load = time.perf_counter()
-    data = splits if splits is not None else load_dataset(
-        config.data, val_fraction=config.val_fraction, limit=config.limit, fraction=config.fraction,
-        seed=config.seed, strict=config.strict)
-    origin = "given in memory" if splits is not None else f"loaded in {time.perf_counter() - t_load:.1f}s"
-    config = apply_recipe(config, data.name, data)
-    config.validate()
-    if config.tta:
-        from .data.augment import get_augment
-
-        if not get_augment(config.augment or data.augment).flip:
-            log("note: --tta mirrors the test images, but this run trains without flips; "
-                "measured, that costs 2-3% accuracy (docs/training.md): use --no-tta or a *-flip --augment")
-    seed_everything(config.seed, config.deterministic)
-    return config, data, origin
-
-
-def start_run(
-    config: TrainConfig | dict | None,
-    *,
-    resume: str | Path | None = None,
-    splits: DataSplits | None = None,
-    log=print,
-    **overrides: Any,
-) -> tuple[TrainConfig, DataSplits, Path, torch.device]:
-    """Resolve the config, load the data (or take `splits`), seed, pick the device and make (or find)
-    the run directory."""
-    log = distributed.main_only(log)  # [distributed] only rank 0 prints
-    run_dir: Path | None = None
-    if resume is not None:
-        run_dir = find_run(resume)
-        if (run_dir / "summary.json").is_file():  # written last, when the test set has been evaluated
-            raise ConfigError(f"{run_dir} has finished (its summary.json is written): there is nothing to "
-                              f"resume; `cnnkit evaluate {run_dir}` tests it again")
-        config, overrides = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml")), {}
-        log(f"resuming {run_dir}")
-    config, data, origin = prepare(config, splits=splits, log=log, **overrides)
-    device = distributed.init(config.device)  # [distributed] = pick_device, + process group under torchrun
-    if run_dir is None and distributed.is_main():  # [distributed] rank 0 makes it, the others get its path
-        run_dir = new_run_dir(config.out, data.name, config.name)
-        write_yaml(run_dir / "config.yaml", config.to_dict())
-        point_latest(run_dir)
-    run_dir = distributed.broadcast_object(run_dir)
-    config = distributed.scale_lr(config, log)  # [distributed] --scale-lr; config.yaml keeps the base lr
-    log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images "
-        f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes ({origin})")
-    return config, data, run_dir, device
-
-
-class MetricsWriter:
-    """Rewrites metrics.csv from the history after every epoch (atomically, so resume-safe)."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-
-    def on_epoch_end(self, trainer: Trainer, result) -> None:
-        if distributed.is_main():  # [distributed] only rank 0 writes
-            write_metrics(self.run_dir, trainer.state.history)
-
-
-def make_trainer(model: nn.Module, data: DataSplits, config: TrainConfig, device: torch.device,
-                 run_dir: Path, *, live: bool | None = None, log=print, **trainer_kwargs: Any) -> Trainer:
-    """A Trainer that saves best/ and last/ bundles, writes metrics.csv and prints progress."""
-
-    def save(m: nn.Module, folder: Path) -> None:
-        if distributed.is_main():  # [distributed] only rank 0 writes
-            save_bundle(m, folder, bundle_meta(model, data, {"dataset": data.name}))
-
-    printer = EpochPrinter(config.epochs, live=live if distributed.is_main() else False,
-                           write=distributed.main_only(log))  # [distributed] rank 0 prints
-    callbacks = [printer, MetricsWriter(run_dir)]
-    if config.tensorboard and distributed.is_main():
-        from .train.tensorboard import TensorBoardLogger
-
-        callbacks.append(TensorBoardLogger(run_dir, log=log))
-    return Trainer(model, data, config, device, run_dir, callbacks=callbacks,
-                   save_bundle=save, **trainer_kwargs)
-
-
-def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None,
-               sections: list[tuple[str, str]] = ()) -> RunResult:
-    """Test the best weights (chosen on validation, never on test); write summary, plots, report."""
-    data, config, run_dir, state = trainer.data, trainer.config, trainer.run_dir, trainer.state
-    distributed.barrier()  # [distributed] rank 0 has written best/ before anyone reads it
-    for callback in trainer.callbacks:  # e.g. TensorBoard's writer
-        if hasattr(callback, "close"):
-            callback.close()
-    best, _ = load_bundle(run_dir / "best", device=trainer.device)
-    if trainer.channels_last:
-        best = best.to(memory_format=torch.channels_last)
-    test_loader = trainer.eval_loader(data.test)
-    logits, labels = trainer.predict(test_loader, model=best, tta=bool(config.tta))
-    test_loss = nn.functional.cross_entropy(logits, labels).item()
-    predictions = logits.argmax(1)
-    test_accuracy = (predictions == labels).float().mean().item()
-    tta_fields = {}
-    if config.tta:  # say what the flips added
-        plain, _ = trainer.predict(test_loader, model=best)
-        tta_fields = {"tta": True, "test_accuracy_no_tta": round((plain.argmax(1) == labels).float().mean().item(), 6)}
-    trained_images = sum(h["images_per_second"] * h["seconds"] for h in state.history)
-    summary = {
-        "test_accuracy": round(test_accuracy, 6),
-        "best_val_accuracy": round(state.best_val_accuracy, 6),
-        "test_loss": round(test_loss, 6),
-        "epochs": state.epoch,
-        "train_seconds": round(state.train_seconds, 3),
-        "images_per_second": round(trained_images / max(state.train_seconds, 1e-9), 1),
-        "dataset": data.name,
-        "model": config.model,
-        "parameters": count_parameters(trainer.model),
-        "train_images": len(data.train),
-        "val_images": len(data.val),
-        "test_images": len(data.test),
-        "skipped_files": len(data.skipped),
-        "device": str(trainer.device),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch": torch.__version__,
-        "seed": config.seed,
-        "recipe": config.recipe,
-        "best_epoch": state.best_epoch,
-        "stopped_early": state.stopped_early,
-        "amp": str(trainer.amp).replace("torch.", "") if trainer.amp is not None else "off",
-        "channels_last": trainer.channels_last,
-        **tta_fields,
-        **distributed.summary_fields(config),  # [distributed] processes, global batch size
-        **(extra_summary or {}),
-    }
-    if not distributed.is_main():  # [distributed] test metrics are global; only rank 0 writes
-        return RunResult(run_dir, summary)
-    # The bundles carry the final summary too, so a bundle copied elsewhere still says what it is.
-    for folder in ("best", "last"):
-        meta_path = run_dir / folder / "cnnkit.json"
-        meta = read_json(meta_path)
-        meta["summary"] = summary
-        write_json(meta_path, meta)
-    from .report.run import finish_report
-
-    finish_report(run_dir, summary, state.history, labels.cpu().numpy(), predictions.cpu().numpy(),
-                  data.class_names, sections=sections,
-                  images=data.test.images if data.path == "tensor" else None,
-                  confidence=logits.softmax(1).max(1).values.cpu().numpy(),
-                  lr_trace=state.lr_trace, steps_per_epoch=len(trainer.train_loader))
-    write_json(run_dir / "summary.json", summary)  # last: its presence means the run is complete
-    log(f"test accuracy {test_accuracy:.4f} (best val {state.best_val_accuracy:.4f}); "
-        f"{state.train_seconds:.1f}s training; results in {run_dir}")
-    return RunResult(run_dir, summary)
+    return run_training(config, resume=resume, live=live, log=log, **overrides)
 
 
 def lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6, end: float = 1.0,
@@ -275,37 +51,18 @@ def lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6, en
     Examples:
         >>> cnnkit.lr_find(data="fashion-mnist", steps=100)["suggestion"]   # doctest: +SKIP
     """
-    import tempfile
+    from .train.lr_find import run_lr_find
 
-    from .report.plots import plot_lr_find
-    from .train.lr_find import range_test
-
-    config, data, _ = prepare(config, log=log, **overrides)
-    # The schedule is replaced by the test's own exponential ramp; one "epoch" keeps the Trainer small.
-    config = config.updated(epochs=1, lr=start, ema=0.0, tensorboard=False)
-    device = pick_device(config.device)
-    model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    log(f"range test of {config.model} on {data.name}: lr {start:g} -> {end:g} over {steps} steps")
-    with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(model, data, config, device, Path(scratch))
-        result = range_test(trainer, start=start, end=end, steps=steps)
-    folder = Path(out) if out else new_run_dir(config.out, f"lr-find-{data.name}")
-    png = plot_lr_find(result.lrs, result.losses, result.smoothed, result.suggestion, folder / "lr_find.png",
-                       title=f"{data.name}, {config.model[:50]}, batch {config.batch_size}")
-    payload = {**result.to_dict(), "plot": str(png), "dataset": data.name, "model": config.model,
-               "batch_size": config.batch_size, "optimizer": config.optimizer}
-    write_json(folder / "lr_find.json", payload)
-    return payload
+    return run_lr_find(config, start=start, end=end, steps=steps, out=out, log=log, **overrides)
 
 
-# --------------------------------------------------------------------------- load / evaluate / predict
-
-
-def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load(path: str | Path, device: str = "cpu") -> nn.Module:
     """Rebuild a trained model from a bundle or run directory (no pickle); eval mode.
 
     The bundle's description is on `model.cnnkit_meta` (class names, input shape, mean/std).
     """
+    from .models.bundle import load_bundle
+
     model, _ = load_bundle(path, device=device)
     return model
 
@@ -313,87 +70,18 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
 def evaluate(path: str | Path, data: str | None = None, *, out: str | Path | None = None,
              device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1 and a confusion matrix PNG on a test split."""
-    from .models.bundle import find_bundle
-    from .report.plots import plot_confusion_matrix
-    from .report.run import per_class_scores
+    from .report.evaluate import evaluate_bundle
 
-    dev = pick_device(device)
-    model, meta = load_bundle(path, device=dev)
-    name = data or meta.summary.get("dataset")
-    if not name:
-        raise CnnkitError("the bundle does not say which dataset it was trained on; pass --data NAME")
-    # Variable-size image datasets are decoded straight to the model's input size.
-    splits = load_dataset(name, image_size=tuple(meta.input_shape[1:]))
-    test = _fit_split(splits.test, meta) if splits.path == "tensor" else splits.test
-    loader = make_loader(test, batch_size=batch_size, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
-    logits, labels = _predict_all(model, loader)
-    predictions = logits.argmax(1).numpy()
-    labels_np = labels.numpy()
-    class_names = meta.class_names
-    if list(splits.class_names) != list(class_names):
-        raise CnnkitError(f"the model's classes ({', '.join(class_names[:4])}, ...) are not those of {name} "
-                          f"({', '.join(splits.class_names[:4])}, ...); evaluate on the dataset it was "
-                          "trained on, or fine-tune it first (`cnnkit finetune`)")
-    matrix, per_class = per_class_scores(labels_np, predictions, class_names)
-    out_dir = Path(out) if out else find_bundle(path).parent / "evaluate"
-    png = plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
-                                title=f"{name} test set")
-    result = {
-        "dataset": name,
-        "images": int(len(labels_np)),
-        "accuracy": float((predictions == labels_np).mean()),
-        "per_class": per_class,
-        "confusion_matrix": matrix.tolist(),
-        "confusion_matrix_png": str(png),
-    }
-    write_json(out_dir / "evaluation.json", result)
-    return result
+    return evaluate_bundle(path, data, out=out, device=device, batch_size=batch_size)
 
 
-def _fit_split(split: ImageArrays, meta: BundleMeta) -> ImageArrays:
-    """Convert a split's images to the channels and size the model was trained on."""
-    images = split.images
-    c, h, w = meta.input_shape
-    if images.shape[1] != c:
-        images = images.float().mean(1, keepdim=True).round().to(torch.uint8) if c == 1 else images.expand(-1, c, -1, -1)
-    if tuple(images.shape[2:]) != (h, w):
-        images = torch.nn.functional.interpolate(images.float(), size=(h, w), mode="bilinear",
-                                                 antialias=True).round().clamp(0, 255).to(torch.uint8)
-    return ImageArrays(images.contiguous(), split.labels)
-
-
-@torch.no_grad()
-def _predict_all(model: nn.Module, loader: TensorLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    outputs, labels = [], []
-    for x, y in loader:
-        outputs.append(model(x).float().cpu())
-        labels.append(y.cpu())
-    return torch.cat(outputs), torch.cat(labels)
-
-
-def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3,
-            device: str = "cpu", runtime: str | None = None) -> list[dict[str, Any]]:
+def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3, device: str = "cpu",
+            runtime: str | None = None) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file, converted to the model's input.
 
-    `runtime` onnxruntime or opencv (or a .onnx / TorchScript .pt file) goes through cnnkit.deploy;
-    None picks torch, or onnxruntime for a .onnx file.
+    `path` is a run, a bundle, a .onnx or a TorchScript .pt file; `runtime` torch, onnxruntime or
+    opencv (None: torch, or onnxruntime for a .onnx file).
     """
-    if runtime not in (None, "torch") or Path(path).suffix in (".onnx", ".pt", ".ts", ".torchscript"):
-        from .deploy.runtimes import predict_images
+    from .deploy.runtimes import predict_images
 
-        return predict_images(path, images, runtime=runtime, top_k=top_k, device=device)
-    dev = pick_device(device)
-    model, meta = load_bundle(path, device=dev)
-    c, h, w = meta.input_shape
-    batch = torch.stack([load_image(p, c, (h, w)) for p in images]).to(dev)
-    loader = TensorLoader(ImageArrays(batch.cpu(), torch.zeros(len(batch), dtype=torch.long)),
-                          batch_size=64, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
-    logits, _ = _predict_all(model, loader)
-    probabilities = logits.softmax(1)
-    k = min(top_k, probabilities.shape[1])
-    values, indices = probabilities.topk(k, dim=1)
-    return [
-        {"image": str(p), "top": [{"class": meta.class_names[int(i)], "index": int(i),
-                                   "probability": round(float(v), 6)} for v, i in zip(vs, ix, strict=True)]}
-        for p, vs, ix in zip(images, values, indices, strict=True)
-    ]
+    return predict_images(path, images, runtime=runtime, top_k=top_k, device=device)

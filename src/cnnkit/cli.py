@@ -233,7 +233,8 @@ def _explain_setup(p):
 def _explain_run(args) -> int:
     from pathlib import Path
 
-    from .explain import conv_demo, explain_model, pool_demo
+    from .explain.conv_demo import conv_demo, pool_demo
+    from .explain.report import explain_model
 
     if args.target in ("conv", "pool") and not Path(args.target).exists():
         if args.image:
@@ -328,7 +329,7 @@ def refuse_other_flags(args, verb: str, allowed: tuple[str, ...] = ()) -> None:
 @command("finetune", "transfer a pretrained model to new data (feature-extractor, freeze, full, gradual, fine-tune)",
          _finetune_setup)
 def _finetune_run(args) -> int:
-    from .finetune import finetune, finetune_summary
+    from .transfer.finetune import finetune, finetune_summary
 
     if args.resume:
         refuse_other_flags(args, "finetune")

@@ -180,8 +180,8 @@ def test_trainer_runs_on_the_streaming_path_through_make_loader(tmp_path, monkey
     (root / "b" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
     monkeypatch.setattr("cnnkit.data.dataset.TENSOR_PATH_BYTES", 1000)  # force streaming
     monkeypatch.setattr("cnnkit.data.streaming.default_workers", lambda: 0)
-    from cnnkit.api import make_trainer, start_run
     from cnnkit.models import create_model
+    from cnnkit.train.run import make_trainer, start_run
 
     config, data, run_dir, device = start_run(None, data=str(root), epochs=1, batch_size=8,
                                               model="conv4-3,relu,maxpool2,flatten,dense2",

@@ -8,7 +8,7 @@ from PIL import Image
 
 from cnnkit.cli import main
 from cnnkit.errors import ConfigError, ShapeError
-from cnnkit.explain import conv_demo, pool_demo
+from cnnkit.explain.conv_demo import conv_demo, pool_demo
 
 
 def test_conv_demo_works_the_formula_and_draws_every_position(tmp_path):

@@ -14,9 +14,11 @@ from torch import nn
 
 from cnnkit.cli import main
 from cnnkit.data.dataset import load_dataset
-from cnnkit.explain import explain, explain_model, grad_cam, handwork, work_conv_value
+from cnnkit.explain import handwork
+from cnnkit.explain.gradcam import grad_cam
+from cnnkit.explain.handwork import work_conv_value
 from cnnkit.explain.pictures import GAP
-from cnnkit.explain.report import normalize
+from cnnkit.explain.report import explain, explain_model, normalize
 from cnnkit.models.bundle import BundleMeta, load_bundle, save_bundle
 from cnnkit.models.registry import create_model
 

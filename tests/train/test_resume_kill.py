@@ -25,7 +25,7 @@ FLAGS = ["--data", "digits", "--limit", "600", "--epochs", "3", "--checkpoint-ev
 # (two steps after the checkpoint of step 5) and waits there to be killed.
 PAUSED_RUN = r"""
 import pathlib, signal, sys
-from cnnkit.api import start_run, make_trainer, finish_run
+from cnnkit.train.run import finish_run, make_trainer, start_run
 from cnnkit.cli import build_parser, TRAIN_FLAGS
 from cnnkit.models.registry import create_model
 

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 import cnnkit
-from cnnkit.api import finish_run, make_trainer, start_run
 from cnnkit.cli import main
 from cnnkit.errors import ConfigError, TrainingError
 from cnnkit.models.registry import create_model
@@ -21,6 +20,7 @@ from cnnkit.train.ema import ModelEma
 from cnnkit.train.lr_find import suggest
 from cnnkit.train.optim import param_groups, schedule_factor
 from cnnkit.train.recipes import RECIPES, apply_recipe, recipe_for
+from cnnkit.train.run import finish_run, make_trainer, start_run
 from cnnkit.train.trainer import TrainState, amp_dtype
 
 QUIET = dict(log=lambda *_: None)

@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 
 from cnnkit.cli import main
 from cnnkit.errors import ConfigError
-from cnnkit.finetune import finetune
 from cnnkit.models.bundle import BundleMeta, save_bundle
 from cnnkit.models.registry import create_model
 from cnnkit.train.checkpoint import read_checkpoint
+from cnnkit.transfer.finetune import finetune
 
 OPTIONS = dict(strategy="gradual", epochs=4, limit=300, batch_size=32, checkpoint_every=3, deterministic=True,
                tensorboard=False, live=False, log=lambda *a: None)

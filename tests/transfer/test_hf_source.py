@@ -12,12 +12,12 @@ from helpers_transfer import tiny_splits
 
 import cnnkit
 from cnnkit.errors import ModelError
-from cnnkit.finetune import finetune
 from cnnkit.models import list_models
 from cnnkit.models.adapt import TransferNet, first_conv
 from cnnkit.models.pretrained import build_transfer
 from cnnkit.models.registry import create_model
 from cnnkit.models.sources_timm import hub_cache
+from cnnkit.transfer.finetune import finetune
 from conftest import unavailable
 
 try:

@@ -8,11 +8,11 @@ from helpers_transfer import tiny_splits
 
 import cnnkit
 from cnnkit.errors import ModelError
-from cnnkit.finetune import finetune
 from cnnkit.models import list_models
 from cnnkit.models.adapt import TransferNet
 from cnnkit.models.pretrained import build_transfer
 from cnnkit.models.sources_keras import _keras
+from cnnkit.transfer.finetune import finetune
 
 keras = _keras()  # keras with the PyTorch backend; in [dev], so CI always has it
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own np.array(copy=) use

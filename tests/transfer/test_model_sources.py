@@ -8,12 +8,12 @@ from helpers_transfer import timm_hf_cache, tiny_splits, torchvision_checkpoint
 
 import cnnkit
 from cnnkit.errors import ModelError
-from cnnkit.finetune import finetune
 from cnnkit.models import list_models
 from cnnkit.models.adapt import TransferNet, adapt_conv_weight
 from cnnkit.models.bundle import BundleMeta, load_bundle, save_bundle
 from cnnkit.models.pretrained import build_transfer
 from cnnkit.models.registry import create_model
+from cnnkit.transfer.finetune import finetune
 
 
 def _same_outputs(model: torch.nn.Module, folder, shape) -> None:

@@ -7,10 +7,10 @@ import torch
 from helpers_transfer import tiny_splits
 
 from cnnkit.errors import ConfigError
-from cnnkit.finetune import finetune
 from cnnkit.models.bundle import BundleMeta, save_bundle
 from cnnkit.models.registry import create_model
-from cnnkit.train.transfer import discriminative, plan, select_classes
+from cnnkit.transfer.finetune import finetune
+from cnnkit.transfer.strategies import discriminative, plan, select_classes
 
 LR = 1e-2
 

@@ -1,6 +1,3 @@
-"""Training: the config, the loop, schedules, checkpoints and the run directory."""
-
-from .config import TrainConfig
-from .trainer import EpochResult, Trainer, TrainState
-
-__all__ = ["EpochResult", "TrainConfig", "TrainState", "Trainer"]
+"""Training: the config (config.py), the loop (trainer.py), the run engine (run.py), schedules,
+checkpoints, distributed launch. Import from the modules; this file stays empty so that
+`import cnnkit` does not load torch (and the verb `cnnkit.train` keeps its name)."""

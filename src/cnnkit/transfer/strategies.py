@@ -23,7 +23,7 @@ import torch
 
 from ..data.dataset import DataSplits, ImageArrays
 from ..errors import ConfigError
-from .optim import decay_split
+from ..train.optim import decay_split
 
 STRATEGIES = ("feature-extractor", "freeze", "full", "gradual", "fine-tune")
 

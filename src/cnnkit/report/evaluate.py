@@ -1,0 +1,75 @@
+"""`cnnkit evaluate`: a bundle's accuracy, per-class scores and confusion matrix on a test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.dataset import ImageArrays, load_dataset
+from ..data.loader import TensorLoader, make_loader
+from ..device import pick_device
+from ..errors import CnnkitError
+from ..fileio import write_json
+from ..models.bundle import BundleMeta, find_bundle, load_bundle
+from .plots import plot_confusion_matrix
+from .run import per_class_scores
+
+
+def evaluate_bundle(path: str | Path, data: str | None = None, *, out: str | Path | None = None,
+             device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 and a confusion matrix PNG on a test split."""
+    dev = pick_device(device)
+    model, meta = load_bundle(path, device=dev)
+    name = data or meta.summary.get("dataset")
+    if not name:
+        raise CnnkitError("the bundle does not say which dataset it was trained on; pass --data NAME")
+    # Variable-size image datasets are decoded straight to the model's input size.
+    splits = load_dataset(name, image_size=tuple(meta.input_shape[1:]))
+    test = _fit_split(splits.test, meta) if splits.path == "tensor" else splits.test
+    loader = make_loader(test, batch_size=batch_size, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
+    logits, labels = _predict_all(model, loader)
+    predictions = logits.argmax(1).numpy()
+    labels_np = labels.numpy()
+    class_names = meta.class_names
+    if list(splits.class_names) != list(class_names):
+        raise CnnkitError(f"the model's classes ({', '.join(class_names[:4])}, ...) are not those of {name} "
+                          f"({', '.join(splits.class_names[:4])}, ...); evaluate on the dataset it was "
+                          "trained on, or fine-tune it first (`cnnkit finetune`)")
+    matrix, per_class = per_class_scores(labels_np, predictions, class_names)
+    out_dir = Path(out) if out else find_bundle(path).parent / "evaluate"
+    png = plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
+                                title=f"{name} test set")
+    result = {
+        "dataset": name,
+        "images": int(len(labels_np)),
+        "accuracy": float((predictions == labels_np).mean()),
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "confusion_matrix_png": str(png),
+    }
+    write_json(out_dir / "evaluation.json", result)
+    return result
+
+
+def _fit_split(split: ImageArrays, meta: BundleMeta) -> ImageArrays:
+    """Convert a split's images to the channels and size the model was trained on."""
+    images = split.images
+    c, h, w = meta.input_shape
+    if images.shape[1] != c:
+        images = images.float().mean(1, keepdim=True).round().to(torch.uint8) if c == 1 else images.expand(-1, c, -1, -1)
+    if tuple(images.shape[2:]) != (h, w):
+        images = torch.nn.functional.interpolate(images.float(), size=(h, w), mode="bilinear",
+                                                 antialias=True).round().clamp(0, 255).to(torch.uint8)
+    return ImageArrays(images.contiguous(), split.labels)
+
+
+@torch.no_grad()
+def _predict_all(model: nn.Module, loader: TensorLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    outputs, labels = [], []
+    for x, y in loader:
+        outputs.append(model(x).float().cpu())
+        labels.append(y.cpu())
+    return torch.cat(outputs), torch.cat(labels)
