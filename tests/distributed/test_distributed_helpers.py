@@ -64,9 +64,9 @@ def _fake_trainer(world_at_save: int, step_in_epoch: int, scale_lr: bool, steps_
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr * world_at_save if scale_lr else config.lr)
     scheduler = make_scheduler(optimizer, config, config.epochs * 10)
-    partial = {"loss": 1.0, "correct": 7, "seen": 300, "seconds": 0.5} if step_in_epoch else {}
+    partial = {"loss": 1.0, "score": 7, "seen": 300, "seconds": 0.5} if step_in_epoch else {}
     state = TrainState(epoch=1, step_in_epoch=step_in_epoch, partial=partial, world_size=world_at_save)
-    return types.SimpleNamespace(state=state, config=config, optimizer=optimizer, scheduler=scheduler,
+    return types.SimpleNamespace(state=state, config=config, optimizer=optimizer, scheduler=scheduler, stage_start=0,
                                  train_loader=[None] * steps_per_epoch)
 
 
@@ -114,7 +114,7 @@ def test_single_process_helpers_are_no_ops():
     model = torch.nn.BatchNorm2d(3)
     plain, net = distributed.wrap_model(model, torch.device("cpu"), sync_bn=True)
     assert plain is model and net is model
-    sums = {"loss": 2.0, "correct": 3, "seen": 4, "seconds": 1.0}
+    sums = {"loss": 2.0, "score": 3, "seen": 4, "seconds": 1.0}
     assert distributed.end_of_epoch(model, sums) == sums
     assert distributed.broadcast_object("x") == "x" and distributed.any_rank(True)
     logits, labels = torch.ones(3, 2), torch.arange(3)

@@ -21,15 +21,16 @@ class Crash(Exception):
     pass
 
 
-class CrashInStage3:
-    """Stops the run in the third stage's epoch at `step`: step 5 is two steps after that stage's
-    mid-epoch checkpoint; step 2 comes before it, so the last checkpoint is stage 2's end of epoch."""
+class CrashAt:
+    """Stops the run in its third epoch (run-wide numbering, across stages) at `step`: step 5 is two
+    steps after that epoch's mid-epoch checkpoint; step 2 comes before it, so the last checkpoint is
+    the end of the second epoch."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_step(self, trainer, step, steps, loss, accuracy) -> None:
-        if trainer.state.stage == 2 and step == self.step:
+    def on_step(self, trainer, step, steps, loss, score) -> None:
+        if trainer.state.epoch == 2 and step == self.step:
             raise Crash
 
 
@@ -42,33 +43,53 @@ def donor(tmp_path_factory):
     return folder
 
 
+STRATEGIES = ("gradual", "fine-tune", "freeze", "full", "feature-extractor")
+
+
 @pytest.fixture(scope="module")
-def reference(donor, tmp_path_factory):
-    return finetune(str(donor), "digits", out=str(tmp_path_factory.mktemp("ref")), name="reference", **OPTIONS)
+def references(donor, tmp_path_factory):
+    """One uninterrupted run per strategy, made when first asked for."""
+    runs = {}
+
+    def reference(strategy):
+        if strategy not in runs:
+            runs[strategy] = finetune(str(donor), "digits", out=str(tmp_path_factory.mktemp("ref")),
+                                      name=f"reference-{strategy}", **{**OPTIONS, "strategy": strategy})
+        return runs[strategy]
+
+    return reference
 
 
-@pytest.mark.parametrize("crash_step, checkpoint, continuing", [
-    (5, (2, 0, 3), "continuing stage 3 after its epoch 0, step 3"),  # a mid-epoch checkpoint of stage 3
-    (2, (1, 1, 0), "continuing stage 2 after its epoch 1, step 0"),  # stage 2's last end-of-epoch checkpoint
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("crash_step, checkpoint", [
+    (5, (2, 3)),  # a mid-epoch checkpoint of the third epoch
+    (2, (2, 0)),  # the end-of-epoch checkpoint of the second epoch (for gradual, the end of stage 2)
 ])
-def test_resumed_finetune_ends_like_an_uninterrupted_one(donor, reference, tmp_path, crash_step, checkpoint,
-                                                         continuing):
+def test_resumed_finetune_ends_like_an_uninterrupted_one(donor, references, tmp_path, strategy, crash_step,
+                                                         checkpoint):
+    reference = references(strategy)
+    options = {**OPTIONS, "strategy": strategy}
     with pytest.raises(Crash):
-        finetune(str(donor), "digits", out=str(tmp_path), name="crashed", callbacks=[CrashInStage3(crash_step)],
-                 **OPTIONS)
+        finetune(str(donor), "digits", out=str(tmp_path), name="crashed", callbacks=[CrashAt(crash_step)],
+                 **options)
     crashed = tmp_path / "crashed"
     state = read_checkpoint(crashed / "last" / "checkpoint.pt")["state"]
-    assert (state["stage"], state["epoch"], state["step_in_epoch"]) == checkpoint
+    assert (state["epoch"], state["step_in_epoch"]) == checkpoint
     lines: list[str] = []
     resumed = finetune(None, resume=str(crashed), log=lines.append)
-    assert "stage 1/4 (head only): done before the interruption" in lines
-    assert any(line.startswith(continuing) for line in lines)
+    epoch, step = checkpoint
+    assert any(line.startswith("continuing stage") and line.endswith(f"after epoch {epoch}, step {step}")
+               for line in lines), lines
+    if strategy == "gradual":  # one epoch per stage: the third epoch is stage 3, the second stage 2
+        assert "stage 1/4 (head only): done before the interruption" in lines
+        assert any(line.startswith(f"continuing stage {3 if step else 2} ") for line in lines)
     assert (crashed / "metrics.csv").read_bytes() == (reference.run_dir / "metrics.csv").read_bytes()
     assert resumed.test_accuracy == reference.test_accuracy
     a = load_file(crashed / "last" / "model.safetensors")
     b = load_file(reference.run_dir / "last" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert "Step 5: fine-tune, stage 4" in (crashed / "report.md").read_text()
+    if strategy == "gradual":
+        assert "Step 5: fine-tune, stage 4" in (crashed / "report.md").read_text()
     with pytest.raises(ConfigError, match="has finished"):  # a finished run has nothing left to resume
         finetune(None, resume=str(crashed))
 

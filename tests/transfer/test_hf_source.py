@@ -126,7 +126,7 @@ def test_gradual_finetune_keeps_frozen_batchnorm_in_eval_and_reloads_offline(tmp
             model = trainer.model
             stem = model.get_submodule("backbone.model.resnet.embedder.embedder.normalization")
             top = model.get_submodule("backbone.model.resnet.encoder.stages.3.layers.0.shortcut.normalization")
-            seen.append((trainer.stage.name, stem.training, top.training))
+            seen.append((trainer.stage_name, stem.training, top.training))
 
     run = finetune("hf:test/resnet", tiny_splits(8, shape=(1, 16, 16)), weights="imagenet", strategy="gradual",
                    epochs=6, batch_size=8, out=str(tmp_path), callbacks=[Probe()], log=lambda *a: None,

@@ -47,7 +47,7 @@ class KerasProbe:
         model = trainer.model
         params = dict(model.named_parameters())
         by_param = {id(v.value): layer for layer in model.backbone._batchnorms for v in layer.weights}
-        record = {"stage": trainer.stage.name, "grad": {}, "bn": {}}
+        record = {"stage": trainer.stage_name, "grad": {}, "bn": {}}
         for group, names in model.groups:
             flags = {params[n].requires_grad for n in names}
             assert len(flags) == 1, f"group {group} is partly frozen"

@@ -24,7 +24,7 @@ class Probe:
     def on_step(self, trainer, step, steps, loss, accuracy) -> None:
         model = trainer.model
         params = dict(model.named_parameters())
-        record = {"stage": trainer.stage.name, "grad": {}, "bn": {}, "lr": {}}
+        record = {"stage": trainer.stage_name, "grad": {}, "bn": {}, "lr": {}}
         for group, names in model.groups:
             flags = {params[n].requires_grad for n in names}
             assert len(flags) == 1, f"group {group} is partly frozen"

@@ -55,6 +55,7 @@ class DataSplits:
     skipped: list[str] = field(default_factory=list)  # unreadable files left out, for the report
     path: str = "tensor"  # "tensor" (ImageArrays in memory) or "streaming" (FileList, decoded per batch)
     warnings: list[str] = field(default_factory=list)  # e.g. empty class folders
+    task: str = "classification"  # which Task (cnnkit/tasks/) reads these targets
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -192,7 +193,7 @@ def _finish(info: DatasetInfo, raw: dict, *, val_fraction, limit, fraction, seed
     return DataSplits(
         name=info.name, train=splits["train"], val=splits["val"], test=splits["test"], class_names=class_names,
         mean=tuple(mean), std=tuple(std), augment=info.augment, skipped=skipped, path=path,
-        warnings=list(raw.get("warnings", [])),
+        warnings=list(raw.get("warnings", [])), task=info.task,
     )
 
 

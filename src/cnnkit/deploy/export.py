@@ -28,6 +28,7 @@ from ..errors import ConfigError, ModelError
 from ..fileio import atomic_path
 from ..models.bundle import BundleMeta, load_bundle
 from ..nn.model import SpecNet
+from ..tasks.base import get_task
 
 DEFAULT_OPSET = 17
 TOLERANCE = 1e-4  # max |exported - PyTorch| over every logit of the check batch
@@ -47,6 +48,7 @@ class ExportResult:
 def preprocessing(meta: BundleMeta) -> dict:
     """What a runtime must do to an image before the model sees it."""
     c, h, w = (int(v) for v in meta.input_shape)
+    task = get_task(meta.task)
     return {
         "input_shape": [c, h, w],
         "channels": c,
@@ -56,7 +58,8 @@ def preprocessing(meta: BundleMeta) -> dict:
         "std": [float(v) for v in meta.std],
         "class_names": list(meta.class_names),
         "input_name": "input",
-        "output": "logits",
+        "task": task.name,
+        "output": task.output_names[0] if len(task.output_names) == 1 else list(task.output_names),
         "architecture": meta.architecture,
         "layout": "NCHW",
     }
@@ -77,11 +80,12 @@ def export_onnx(model: nn.Module, meta: BundleMeta, path: str | Path, *, opset: 
     path = Path(path)
     model = model.eval().cpu()
     x = _example(meta, 1)
+    outputs = get_task(meta.task).output_names  # classification: one output, the logits
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the classic exporter announces its deprecation
         torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+                          input_names=["input"], output_names=list(outputs),
+                          dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in outputs}})
         proto = onnx.load(str(tmp))
         info = preprocessing(meta)
         entries = {META_KEY: json.dumps(info)}

@@ -25,6 +25,7 @@ from ..data.images import load_image
 from ..data.loader import TensorLoader
 from ..errors import ConfigError, ModelError
 from ..models.bundle import BundleMeta, load_bundle
+from ..tasks.base import get_task
 
 RUNTIMES = ("torch", "onnxruntime", "opencv")
 RUNTIMES_FOR = {"onnx": ("onnxruntime", "opencv"), "torchscript": ("torch",)}
@@ -37,12 +38,14 @@ class ModelInfo:
     mean: list[float]
     std: list[float]
     class_names: list[str]
+    task: str = "classification"  # how the outputs are decoded (cnnkit/tasks/); older exports are classifiers
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: Path) -> ModelInfo:
         try:
             return cls([int(v) for v in data["input_shape"]], [float(v) for v in data["mean"]],
-                       [float(v) for v in data["std"]], [str(v) for v in data["class_names"]])
+                       [float(v) for v in data["std"]], [str(v) for v in data["class_names"]],
+                       str(data.get("task", "classification")))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"{where} lacks cnnkit's preprocessing metadata ({e}); export it with "
                              "`cnnkit export`") from e
@@ -121,7 +124,7 @@ def _info_from_props(props: dict[str, str], path: Path) -> ModelInfo:
 
 
 def _info_from_meta(meta: BundleMeta) -> ModelInfo:
-    return ModelInfo(list(meta.input_shape), list(meta.mean), list(meta.std), list(meta.class_names))
+    return ModelInfo(list(meta.input_shape), list(meta.mean), list(meta.std), list(meta.class_names), meta.task)
 
 
 def _require(module: str, runtime: str, missing_ok: bool) -> bool:
@@ -201,14 +204,5 @@ def predict_images(path: str | Path, images: list[str | Path], *, runtime: str |
     rt = open_runtime(path, runtime, device=device)
     c, h, w = rt.info.input_shape
     batch = torch.stack([load_image(p, c, (h, w)) for p in images])
-    logits = torch.from_numpy(rt.run(preprocess(batch, rt.info)))
-    probabilities = logits.softmax(1)
-    k = min(top_k, probabilities.shape[1])
-    values, indices = probabilities.topk(k, dim=1)
-    names = rt.info.class_names
-    return [
-        {"image": str(p), "runtime": rt.name,
-         "top": [{"class": names[int(i)], "index": int(i), "probability": round(float(v), 6)}
-                 for v, i in zip(vs, ix, strict=True)]}
-        for p, vs, ix in zip(images, values, indices, strict=True)
-    ]
+    decoded = get_task(rt.info.task).decode(rt.run(preprocess(batch, rt.info)), rt.info.class_names, top_k)
+    return [{"image": str(p), "runtime": rt.name, "top": top} for p, top in zip(images, decoded, strict=True)]

@@ -36,6 +36,7 @@ class BundleMeta:
     mean: list[float]
     std: list[float]
     summary: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"  # what the outputs mean (cnnkit/tasks/); bundles without it are classifiers
     format: str = FORMAT
     version: int = VERSION
 
@@ -54,11 +55,15 @@ def save_bundle(model: nn.Module, folder: str | Path, meta: BundleMeta) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in _plain_state(model).items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT})
+    _write_meta(folder, meta)
+    return folder
+
+
+def _write_meta(folder: Path, meta: BundleMeta) -> None:
     data = asdict(meta)
     data["in_channels"] = meta.in_channels
     data["num_classes"] = meta.num_classes
     write_json(folder / META, data)
-    return folder
 
 
 def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -77,6 +82,14 @@ def find_bundle(path: str | Path) -> Path:
         if (candidate / META).is_file():
             return candidate
     raise BundleError(f"{path} is neither a cnnkit bundle (no {META}) nor a run directory with best/ or last/")
+
+
+def set_summary(folder: Path, summary: dict[str, Any]) -> None:
+    """Put a run's final summary into a bundle's description (atomically), so that a bundle copied
+    elsewhere still says what it is."""
+    meta = read_meta(folder)
+    meta.summary = summary
+    _write_meta(folder, meta)
 
 
 def read_meta(folder: Path) -> BundleMeta:

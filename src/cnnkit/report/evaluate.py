@@ -1,4 +1,4 @@
-"""`cnnkit evaluate`: a bundle's accuracy, per-class scores and confusion matrix on a test split."""
+"""`cnnkit evaluate`: a bundle's test metrics on a test split, as its task defines them (tasks/)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from ..device import pick_device
 from ..errors import CnnkitError
 from ..fileio import write_json
 from ..models.bundle import BundleMeta, find_bundle, load_bundle
-from .plots import plot_confusion_matrix
-from .run import per_class_scores
+from ..tasks.base import get_task
 
 
 def evaluate_bundle(path: str | Path, data: str | None = None, *, out: str | Path | None = None,
-             device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1 and a confusion matrix PNG on a test split."""
+                    device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
+    """The task's test metrics and pictures (classification: accuracy, per-class precision/recall/F1,
+    a confusion matrix PNG) on a test split; also written to `out`/evaluation.json."""
     dev = pick_device(device)
     model, meta = load_bundle(path, device=dev)
     name = data or meta.summary.get("dataset")
@@ -30,26 +30,14 @@ def evaluate_bundle(path: str | Path, data: str | None = None, *, out: str | Pat
     splits = load_dataset(name, image_size=tuple(meta.input_shape[1:]))
     test = _fit_split(splits.test, meta) if splits.path == "tensor" else splits.test
     loader = make_loader(test, batch_size=batch_size, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
-    logits, labels = _predict_all(model, loader)
-    predictions = logits.argmax(1).numpy()
-    labels_np = labels.numpy()
+    outputs, targets = _predict_all(model, loader)
     class_names = meta.class_names
     if list(splits.class_names) != list(class_names):
         raise CnnkitError(f"the model's classes ({', '.join(class_names[:4])}, ...) are not those of {name} "
                           f"({', '.join(splits.class_names[:4])}, ...); evaluate on the dataset it was "
                           "trained on, or fine-tune it first (`cnnkit finetune`)")
-    matrix, per_class = per_class_scores(labels_np, predictions, class_names)
     out_dir = Path(out) if out else find_bundle(path).parent / "evaluate"
-    png = plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png",
-                                title=f"{name} test set")
-    result = {
-        "dataset": name,
-        "images": int(len(labels_np)),
-        "accuracy": float((predictions == labels_np).mean()),
-        "per_class": per_class,
-        "confusion_matrix": matrix.tolist(),
-        "confusion_matrix_png": str(png),
-    }
+    result = get_task(meta.task).evaluate_report(outputs, targets, class_names, dataset=name, out_dir=out_dir)
     write_json(out_dir / "evaluation.json", result)
     return result
 

@@ -78,5 +78,20 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None, p
     torch.set_rng_state(payload["rng_cpu"])
     if payload["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng_cuda"])
+    return TrainState(**_current_state_keys(payload["state"]))
+
+
+# Checkpoints written before the Task interface named the metric generically (and kept a finetune
+# stage index, now derived from the epoch) still resume.
+_RENAMED = {"best_val_accuracy": "best_val_score"}
+
+
+def _current_state_keys(saved: dict) -> dict:
+    from .trainer import TrainState
+
     known = {f.name for f in dataclasses.fields(TrainState)}
-    return TrainState(**{k: v for k, v in payload["state"].items() if k in known})
+    state = {_RENAMED.get(k, k): v for k, v in saved.items()}
+    partial = state.get("partial") or {}
+    if "correct" in partial:
+        state["partial"] = {("score" if k == "correct" else k): v for k, v in partial.items()}
+    return {k: v for k, v in state.items() if k in known}

@@ -8,7 +8,7 @@ DistributedDataParallel and gives the Trainer the few collectives it needs:
 
 - the run directory is made by rank 0 and its path broadcast, so every rank
   agrees on it (and on `--resume`); only rank 0 writes files or prints;
-- the epoch's counters (loss, correct, seen) are summed over ranks and the
+- the epoch's counters (loss, score, seen) are summed over ranks and the
   val/test predictions gathered back into split order, so reported numbers are
   global, and every rank takes the same best-epoch and stop decisions;
 - BatchNorm running statistics are averaged over ranks at each epoch end, so
@@ -55,7 +55,7 @@ DEFAULT_TIMEOUT_S = 600
 # Debug hooks used by the tests (and handy when checking a new cluster):
 HASH_ENV = "CNNKIT_DIST_HASH_DIR"  # each rank writes rank<N>.json with a sha256 of its final weights
 KILL_ENV = "CNNKIT_DIST_KILL"  # "RANK:EPOCH:STEP": that rank SIGKILLs itself after that step
-COUNTERS = ("loss", "correct", "seen")  # the summable entries of the Trainer's per-epoch sums
+COUNTERS = ("loss", "score", "seen")  # the summable entries of the Trainer's per-epoch sums
 
 
 # --------------------------------------------------------------------------- who am I
@@ -199,14 +199,14 @@ def any_rank(flag: bool) -> bool:
 
 
 def reduce_counters(sums: dict) -> dict:
-    """A copy of the epoch's sums with loss/correct/seen summed over ranks (seconds stay local)."""
+    """A copy of the epoch's sums with loss/score/seen summed over ranks (seconds stay local)."""
     if world_size() <= 1 or not sums:
         return sums
     t = torch.tensor([float(sums.get(k, 0)) for k in COUNTERS], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     out = dict(sums)
     for k, v in zip(COUNTERS, t.tolist(), strict=True):
-        out[k] = int(round(v)) if k != "loss" else v
+        out[k] = int(round(v)) if isinstance(sums.get(k, 0), int) else v  # counts stay integers
     return out
 
 
@@ -361,7 +361,8 @@ def adapt_resumed_state(trainer) -> None:
         for group in optimizer.param_groups:
             if "initial_lr" in group:
                 group["initial_lr"] *= factor
-    scheduler.last_epoch = state.epoch * steps + state.step_in_epoch
+    # The schedule spans the current stage (the whole run unless a finetune stage started later).
+    scheduler.last_epoch = (state.epoch - trainer.stage_start) * steps + state.step_in_epoch
     lambdas = getattr(scheduler, "lr_lambdas", None)
     if lambdas is not None:
         lrs = [base * f(scheduler.last_epoch) for f, base in zip(lambdas, scheduler.base_lrs, strict=True)]

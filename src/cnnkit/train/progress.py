@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 
 class EpochPrinter:
-    def __init__(self, epochs: int, live: bool | None = None, write: Callable[[str], None] = print) -> None:
-        self.epochs = epochs
+    def __init__(self, epochs: int, live: bool | None = None, write: Callable[[str], None] = print,
+                 metric: str = "acc") -> None:
+        self.epochs, self.metric = epochs, metric  # metric: the task's short label of its score
         self.live = sys.stdout.isatty() if live is None else live
         self.write = write
         self._progress = None
@@ -32,16 +33,16 @@ class EpochPrinter:
         self._progress.start()
         self._task = self._progress.add_task("train", total=steps, stats="")
 
-    def on_step(self, trainer, step: int, steps: int, loss: float, accuracy: float) -> None:
+    def on_step(self, trainer, step: int, steps: int, loss: float, score: float) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=step, stats=f"loss {loss:.4f} acc {accuracy:.4f}")
+            self._progress.update(self._task, completed=step, stats=f"loss {loss:.4f} {self.metric} {score:.4f}")
 
     def on_epoch_end(self, trainer, r) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
         self.write(
-            f"epoch {r.epoch:>3}/{self.epochs}  loss {r.train_loss:.4f}  acc {r.train_accuracy:.4f}  "
-            f"val_loss {r.val_loss:.4f}  val_acc {r.val_accuracy:.4f}  "
+            f"epoch {r.epoch:>3}/{self.epochs}  loss {r.train_loss:.4f}  {self.metric} {r.train_score:.4f}  "
+            f"val_loss {r.val_loss:.4f}  val_{self.metric} {r.val_score:.4f}  "
             f"{r.seconds:.1f}s  {r.images_per_second:,.0f} img/s"
         )

@@ -21,9 +21,10 @@ from torch import nn
 
 from ..data.dataset import DataSplits, load_dataset
 from ..errors import CnnkitError, ConfigError
-from ..fileio import read_json, read_yaml, write_json, write_yaml
-from ..models.bundle import BundleMeta, load_bundle, save_bundle
+from ..fileio import read_yaml, write_json, write_yaml
+from ..models.bundle import BundleMeta, load_bundle, save_bundle, set_summary
 from ..models.registry import create_model
+from ..tasks.base import get_task
 from . import distributed
 from .config import TrainConfig
 from .progress import EpochPrinter
@@ -39,6 +40,7 @@ class RunResult:
 
     @property
     def test_accuracy(self) -> float:
+        """A classification run's test accuracy (other tasks: `summary["test_<metric>"]`)."""
         return self.summary["test_accuracy"]
 
 
@@ -63,6 +65,7 @@ def bundle_meta(model: nn.Module, data: DataSplits, summary: dict | None = None)
         mean=list(data.mean),
         std=list(data.std),
         summary=summary or {},
+        task=data.task,
     )
 
 
@@ -133,7 +136,7 @@ class MetricsWriter:
 
     def on_epoch_end(self, trainer: Trainer, result) -> None:
         if distributed.is_main():  # [distributed] only rank 0 writes
-            write_metrics(self.run_dir, trainer.state.history)
+            write_metrics(self.run_dir, trainer.state.history, trainer.task.metrics_columns)
 
 
 def make_trainer(model: nn.Module, data: DataSplits, config: TrainConfig, device: torch.device,
@@ -144,7 +147,7 @@ def make_trainer(model: nn.Module, data: DataSplits, config: TrainConfig, device
         if distributed.is_main():  # [distributed] only rank 0 writes
             save_bundle(m, folder, bundle_meta(model, data, {"dataset": data.name}))
 
-    printer = EpochPrinter(config.epochs, live=live if distributed.is_main() else False,
+    printer = EpochPrinter(config.epochs, metric=get_task(data.task).metric_short, live=live if distributed.is_main() else False,
                            write=distributed.main_only(log))  # [distributed] rank 0 prints
     callbacks = [printer, MetricsWriter(run_dir)]
     if config.tensorboard and distributed.is_main():
@@ -166,24 +169,25 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
     best, _ = load_bundle(run_dir / "best", device=trainer.device)
     if trainer.channels_last:
         best = best.to(memory_format=torch.channels_last)
+    task, metric = trainer.task, trainer.task.metric
     test_loader = trainer.eval_loader(data.test)
-    logits, labels = trainer.predict(test_loader, model=best, tta=bool(config.tta))
-    test_loss = nn.functional.cross_entropy(logits, labels).item()
-    predictions = logits.argmax(1)
-    test_accuracy = (predictions == labels).float().mean().item()
-    tta_fields = {}
+    outputs, targets = trainer.predict(test_loader, model=best, tta=bool(config.tta))
+    test_fields = task.test_summary(outputs, targets)  # test_<metric>, test_loss, any others
+    no_tta = {}
     if config.tta:  # say what the flips added
         plain, _ = trainer.predict(test_loader, model=best)
-        tta_fields = {"tta": True, "test_accuracy_no_tta": round((plain.argmax(1) == labels).float().mean().item(), 6)}
+        no_tta = {"tta": True, f"test_{metric}_no_tta": task.test_summary(plain, targets)[f"test_{metric}"]}
     trained_images = sum(h["images_per_second"] * h["seconds"] for h in state.history)
     summary = {
-        "test_accuracy": round(test_accuracy, 6),
-        "best_val_accuracy": round(state.best_val_accuracy, 6),
-        "test_loss": round(test_loss, 6),
+        f"test_{metric}": test_fields.pop(f"test_{metric}"),
+        f"best_val_{metric}": round(state.best_val_score, 6),
+        "test_loss": test_fields.pop("test_loss"),
+        **test_fields,
         "epochs": state.epoch,
         "train_seconds": round(state.train_seconds, 3),
         "images_per_second": round(trained_images / max(state.train_seconds, 1e-9), 1),
         "dataset": data.name,
+        "task": task.name,
         "model": config.model,
         "parameters": count_parameters(trainer.model),
         "train_images": len(data.train),
@@ -199,27 +203,19 @@ def finish_run(trainer: Trainer, *, log=print, extra_summary: dict | None = None
         "stopped_early": state.stopped_early,
         "amp": str(trainer.amp).replace("torch.", "") if trainer.amp is not None else "off",
         "channels_last": trainer.channels_last,
-        **tta_fields,
+        **no_tta,
         **distributed.summary_fields(config),  # [distributed] processes, global batch size
         **(extra_summary or {}),
     }
     if not distributed.is_main():  # [distributed] test metrics are global; only rank 0 writes
         return RunResult(run_dir, summary)
-    # The bundles carry the final summary too, so a bundle copied elsewhere still says what it is.
-    for folder in ("best", "last"):
-        meta_path = run_dir / folder / "cnnkit.json"
-        meta = read_json(meta_path)
-        meta["summary"] = summary
-        write_json(meta_path, meta)
-    from ..report.run import finish_report
-
-    finish_report(run_dir, summary, state.history, labels.cpu().numpy(), predictions.cpu().numpy(),
-                  data.class_names, sections=sections,
-                  images=data.test.images if data.path == "tensor" else None,
-                  confidence=logits.softmax(1).max(1).values.cpu().numpy(),
-                  lr_trace=state.lr_trace, steps_per_epoch=len(trainer.train_loader))
+    for folder in ("best", "last"):  # a bundle copied elsewhere still says what it is
+        set_summary(run_dir / folder, summary)
+    task.write_report(run_dir, summary, state.history, outputs, targets, data.class_names, sections=sections,
+                      images=data.test.images if data.path == "tensor" else None,
+                      lr_trace=state.lr_trace, steps_per_epoch=len(trainer.train_loader))
     write_json(run_dir / "summary.json", summary)  # last: its presence means the run is complete
-    log(f"test accuracy {test_accuracy:.4f} (best val {state.best_val_accuracy:.4f}); "
+    log(f"test {metric} {summary[f'test_{metric}']:.4f} (best val {state.best_val_score:.4f}); "
         f"{state.train_seconds:.1f}s training; results in {run_dir}")
     return RunResult(run_dir, summary)
 
@@ -243,7 +239,7 @@ def run_training(config: TrainConfig | dict | None = None, *, resume: str | Path
     if resume is not None:
         trainer.resume()
         if distributed.is_main():  # a stop between checkpoint and CSV would leave a row out
-            write_metrics(run_dir, trainer.state.history)
+            write_metrics(run_dir, trainer.state.history, trainer.task.metrics_columns)
         log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
     with distributed.supervise(trainer):  # [distributed] a lost peer -> TrainingError saying how to resume
         trainer.fit()

@@ -1,6 +1,6 @@
 """TensorBoard event files in the run directory (`tensorboard --logdir runs`).
 
-A Trainer callback: per epoch the train/val loss and accuracy, the learning rate
+A Trainer callback: per epoch the train/val loss and the task's metric, the learning rate
 and images/s; every `every` steps the running training loss and the learning
 rate. A resumed run purges the events written after its checkpoint, so the
 curves have no doubled tail. Without the `tensorboard` package it does nothing
@@ -32,7 +32,7 @@ class TensorBoardLogger:
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
         return self.writer
 
-    def on_step(self, trainer, step: int, steps: int, loss: float, accuracy: float) -> None:
+    def on_step(self, trainer, step: int, steps: int, loss: float, score: float) -> None:
         if step % self.every:
             return
         writer = self._open(trainer)
@@ -44,14 +44,6 @@ class TensorBoardLogger:
     def on_epoch_end(self, trainer, r) -> None:
         self._epoch(self._open(trainer), r.row())
 
-    def write_rows(self, rows: list[dict]) -> None:
-        """Epoch rows of the run's history (a finetune run's stages, numbered run-wide) as epoch curves;
-        a resumed run purges what was written from the first of them on."""
-        if rows:
-            writer = self._open(purge_step=rows[0]["epoch"])
-            for row in rows:
-                self._epoch(writer, row)
-
     @staticmethod
     def _epoch(writer, row: dict) -> None:
         if writer is None:
@@ -59,8 +51,10 @@ class TensorBoardLogger:
         epoch = row["epoch"]
         for key in ("train_loss", "val_loss"):
             writer.add_scalar(f"loss/{key[:-5]}", row[key], epoch)
-        for key in ("train_accuracy", "val_accuracy"):
-            writer.add_scalar(f"accuracy/{key[:-9]}", row[key], epoch)
+        for key, value in row.items():  # the task's metric: train_<metric>, val_<metric>
+            split, _, metric = key.partition("_")
+            if split in ("train", "val") and metric not in ("loss", ""):
+                writer.add_scalar(f"{metric}/{split}", value, epoch)
         writer.add_scalar("epoch/lr", row["lr"], epoch)
         writer.add_scalar("epoch/images_per_second", row["images_per_second"], epoch)
         writer.flush()

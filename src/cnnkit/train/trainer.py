@@ -4,12 +4,19 @@ The Trainer owns the model, optimizer, schedule and loaders; `fit()` runs epochs
 validates, keeps the best weights, writes a checkpoint after every epoch (and
 every N steps when asked) and fires three events on its callbacks:
 `on_epoch_start(trainer, epoch, steps)`, `on_step(trainer, step, steps, loss,
-accuracy)` and `on_epoch_end(trainer, result)`; a callback may set
-`trainer.stop_training`. Everything needed to
-continue after a crash (weights, optimizer, schedule, EMA, RNG states, history)
-is in one checkpoint file written atomically, so a killed run resumes exactly.
+score)` and `on_epoch_end(trainer, result)`; a callback may set
+`trainer.stop_training`. What the loss and the score are is the task's business
+(tasks/: the trainer asks its Task object, it never branches on the task).
 
-The loop never waits for the GPU inside an epoch: loss and correct counts are
+`fit(epochs, param_groups=..., stage=...)` trains a stage: that many more epochs
+with a fresh optimizer and schedule over the given parameter groups, continuing
+the same TrainState (epochs, history, best score, time), as fastai's `fine_tune`
+calls `fit` twice; transfer/finetune.py runs its stages that way. Everything
+needed to continue after a crash (weights, optimizer, schedule, EMA, RNG states,
+history) is in one checkpoint file written atomically, so a killed run resumes
+exactly.
+
+The loop never waits for the GPU inside an epoch: loss and score sums are
 summed on the device and read back every `sync_every` steps (every step on the
 CPU, where reading costs nothing), which is also where a NaN/inf loss is caught;
 a checkpoint is only written after checking that the loss and the weights are
@@ -32,6 +39,7 @@ from torch import nn
 from ..data.dataset import DataSplits
 from ..data.loader import TensorLoader, make_loader
 from ..errors import TrainingError
+from ..tasks.base import Task, get_task
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -44,31 +52,39 @@ class EpochResult:
     epoch: int
     lr: float
     train_loss: float
-    train_accuracy: float
+    train_score: float  # the task's metric (classification: accuracy) on the training batches
     val_loss: float
-    val_accuracy: float
+    val_score: float
     seconds: float  # wall time of the training steps of this epoch
     images_per_second: float
+    metric: str = "accuracy"  # the task's metric name: the row's keys are train_<metric>, val_<metric>
+    stage: str | None = None  # the stage of a staged run (finetune), tagged on the row
 
     def row(self) -> dict:
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+        values = {"epoch": self.epoch, "lr": self.lr, "train_loss": self.train_loss,
+                  f"train_{self.metric}": self.train_score, "val_loss": self.val_loss,
+                  f"val_{self.metric}": self.val_score, "seconds": self.seconds,
+                  "images_per_second": self.images_per_second}
+        row = {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
+        if self.stage is not None:
+            row["stage"] = self.stage
+        return row
 
 
 @dataclass
 class TrainState:
     """What a checkpoint restores besides weights and optimizer."""
 
-    epoch: int = 0  # epochs completed
+    epoch: int = 0  # epochs completed (across all stages of a staged run)
     step_in_epoch: int = 0  # batches of the current epoch already done (mid-epoch checkpoints)
-    best_val_accuracy: float = -1.0
+    best_val_score: float = -1.0  # the best validation value of the task's metric (higher is better)
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     partial: dict = field(default_factory=dict)  # running sums of a half-done epoch
     world_size: int = 1  # processes that wrote step_in_epoch (distributed resume remaps it)
     best_epoch: int = 0  # the epoch whose weights are in best/
     stopped_early: bool = False  # early stopping (--patience) ended the run
-    lr_trace: list = field(default_factory=list)  # [global step, lr] about 200 times per run, for the plot
-    stage: int = 0  # finetune: which stage of the strategy this checkpoint belongs to
+    lr_trace: list = field(default_factory=list)  # [global step, lr] about 200 times per stage, for the plot
 
 
 @functools.cache
@@ -124,8 +140,10 @@ class Trainer:
         callbacks: list | None = None,
         save_bundle: Callable[[nn.Module, Path], None] | None = None,
         param_groups: list[dict] | None = None,
+        task: Task | None = None,
     ) -> None:
         self.config, self.device, self.run_dir, self.data = config, device, run_dir, data
+        self.task = task or get_task(data.task)
         self.channels_last = use_channels_last(config, device)
         self.model = model.to(device)
         if self.channels_last:
@@ -139,11 +157,10 @@ class Trainer:
             **distributed.shard(),  # [distributed] this rank's disjoint slice of each epoch
         )
         self.val_loader = self.eval_loader(data.val)
-        # param_groups: e.g. discriminative learning rates for fine-tuning ({'params', 'lr'} dicts).
-        self.optimizer = make_optimizer(self.model, config, param_groups)
-        self.total_steps = config.epochs * len(self.train_loader)
-        self.scheduler = make_scheduler(self.optimizer, config, self.total_steps)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing or 0.0)
+        self.state = TrainState()
+        self.stage_name: str | None = None  # the stage `fit` is running (a staged run), for rows and callbacks
+        self.start_stage(config.epochs, param_groups)
+        self.criterion = self.task.criterion(config)
         self.amp = amp_dtype(config, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
         self.forward = torch.compile(net) if config.compile else net
@@ -152,7 +169,6 @@ class Trainer:
         self.eval_model = self.ema.module if self.ema is not None else self.forward
         # Read the device-side sums back every step on the CPU (free), every 25 on accelerators.
         self.sync_every = 1 if device.type == "cpu" else 25
-        self.state = TrainState()
         self.callbacks = list(callbacks or [])
         self.save_bundle = save_bundle
         self.stop_training = False
@@ -183,8 +199,22 @@ class Trainer:
 
     @property
     def global_step(self) -> int:
-        """Optimizer steps taken so far in this run (the schedule's position)."""
-        return int(self.scheduler.last_epoch)
+        """Optimizer steps taken so far in this run (across stages)."""
+        return self.stage_start * len(self.train_loader) + int(self.scheduler.last_epoch)
+
+    def start_stage(self, epochs: int, param_groups: list[dict] | None = None, *,
+                    start: int | None = None, name: str | None = None) -> None:
+        """A fresh optimizer and schedule for the `epochs` epochs from epoch `start` (default: now).
+
+        param_groups: e.g. discriminative learning rates for fine-tuning ({'params', 'lr'} dicts).
+        `fit(epochs, ...)` calls this; a resumed staged run calls it for the checkpoint's stage
+        (whose start lies before the checkpoint) and then `resume()`."""
+        self.stage_start = self.state.epoch if start is None else start
+        self.stage_end = self.stage_start + epochs
+        self.stage_name = name
+        self.optimizer = make_optimizer(self.model, self.config, param_groups)
+        self.total_steps = epochs * len(self.train_loader)
+        self.scheduler = make_scheduler(self.optimizer, self.config, self.total_steps)
 
     def save_checkpoint(self) -> None:
         self.check_finite()
@@ -218,18 +248,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self) -> TrainState:
+    def fit(self, epochs: int | None = None, *, param_groups: list[dict] | None = None,
+            stage: str | None = None) -> TrainState:
+        """Train to the end of the current stage (a plain run: config.epochs; a resumed run carries
+        on where it stopped), or, given `epochs`, a new stage of that many more epochs with a fresh
+        optimizer and schedule over `param_groups`, named `stage` in the metrics rows."""
         cfg = self.config
-        while self.state.epoch < cfg.epochs and not self.stop_training and not self.state.stopped_early:
+        if epochs is not None:
+            self.start_stage(epochs, param_groups, name=stage)
+        while (self.state.epoch < self.stage_end and not self.stop_training
+               and not self.state.stopped_early):
             epoch = self.state.epoch
             result = self.train_epoch(epoch)
             self.check_finite(result.train_loss)
-            val_loss, val_acc = self.evaluate(self.val_loader)
-            result.val_loss, result.val_accuracy = val_loss, val_acc
+            result.val_loss, result.val_score = self.evaluate(self.val_loader)
             self.state.history.append(result.row())
             self.state.epoch, self.state.step_in_epoch, self.state.partial = epoch + 1, 0, {}
-            if val_acc > self.state.best_val_accuracy:
-                self.state.best_val_accuracy, self.state.best_epoch = val_acc, epoch + 1
+            if result.val_score > self.state.best_val_score:
+                self.state.best_val_score, self.state.best_epoch = result.val_score, epoch + 1
                 if self.save_bundle:
                     self.save_bundle(self.eval_model, self.run_dir / "best")
             elif cfg.patience and epoch + 1 - self.state.best_epoch >= cfg.patience:
@@ -246,12 +282,13 @@ class Trainer:
         loader = self.train_loader
         loader.set_epoch(epoch)
         start_step = self.state.step_in_epoch
-        partial = self.state.partial or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        partial = self.state.partial or {"loss": 0.0, "score": 0, "seen": 0, "seconds": 0.0}
         # Running sums live on the device (no host sync per step); a half-done epoch's come from the checkpoint.
         loss_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         loss_sum = torch.tensor(float(partial["loss"]), dtype=loss_dtype, device=self.device)
-        correct_sum = torch.tensor(int(partial["correct"]), dtype=torch.int64, device=self.device)
-        sums = {"loss": float(partial["loss"]), "correct": int(partial["correct"]),
+        # The task's score summed over samples (classification: correct counts, kept as integers).
+        score_sum = torch.tensor(partial["score"], device=self.device)
+        sums = {"loss": float(partial["loss"]), "score": partial["score"],
                 "seen": int(partial["seen"]), "seconds": float(partial["seconds"])}
         steps = len(loader)
         every = self.config.checkpoint_every
@@ -261,16 +298,16 @@ class Trainer:
         for step, (x, y) in enumerate(loader.iterate(start_step), start=start_step):
             if self.global_step % trace_every == 0:
                 self.state.lr_trace.append([self.global_step, self.optimizer.param_groups[0]["lr"]])
-            loss, correct = self.train_step(x, y)
+            loss, score = self.train_step(x, y)
             loss_sum += loss * len(y)
-            correct_sum += correct
+            score_sum += score
             sums["seen"] += len(y)
             checkpoint_now = every and (step + 1) % every == 0 and step + 1 < steps
             if (step + 1) % self.sync_every == 0 or step + 1 == steps or checkpoint_now:
-                sums["loss"], sums["correct"] = loss_sum.item(), int(correct_sum.item())
+                sums["loss"], sums["score"] = loss_sum.item(), score_sum.item()
                 self.check_finite(sums["loss"])
             self.fire("on_step", step + 1, steps, sums["loss"] / max(sums["seen"], 1),
-                      sums["correct"] / max(sums["seen"], 1))
+                      sums["score"] / max(sums["seen"], 1))
             if checkpoint_now:
                 now = time.perf_counter()
                 sums["seconds"] += now - tic
@@ -278,7 +315,7 @@ class Trainer:
                 self.state.step_in_epoch, self.state.partial = step + 1, dict(sums)
                 self.save_checkpoint()
                 tic = time.perf_counter()  # the checkpoint's write is not training time
-        sums["loss"], sums["correct"] = loss_sum.item(), int(correct_sum.item())
+        sums["loss"], sums["score"] = loss_sum.item(), score_sum.item()
         elapsed = time.perf_counter() - tic
         sums["seconds"] += elapsed
         self.state.train_seconds += elapsed
@@ -286,13 +323,14 @@ class Trainer:
         seen = max(sums["seen"], 1)
         return EpochResult(
             epoch=epoch + 1, lr=self.optimizer.param_groups[0]["lr"],
-            train_loss=sums["loss"] / seen, train_accuracy=sums["correct"] / seen,
-            val_loss=math.nan, val_accuracy=math.nan, seconds=sums["seconds"],
+            train_loss=sums["loss"] / seen, train_score=sums["score"] / seen,
+            val_loss=math.nan, val_score=math.nan, seconds=sums["seconds"],
             images_per_second=sums["seen"] / max(sums["seconds"], 1e-9),
+            metric=self.task.metric, stage=self.stage_name,
         )
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step; returns (mean loss, number correct) as 0-d tensors on the device."""
+        """One optimizer step; returns (mean loss, the batch's summed score) as 0-d tensors on the device."""
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.forward(x)
             loss = self.criterion(logits, y)
@@ -306,15 +344,15 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+        return loss.detach().float(), self.task.batch_score(logits.detach(), y)
 
     @torch.no_grad()
     def predict(self, loader: TensorLoader, model: nn.Module | None = None,
                 tta: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, labels) for a whole split, from the EMA weights when on.
 
-        tta: also look at each image mirrored left-right and average the two probability
-        vectors (returned as log-probabilities, which argmax and cross-entropy take as logits).
+        tta: also look at each image mirrored left-right and merge the two outputs as the task
+        says (classification: the mean of the probability vectors, as log-probabilities).
         """
         model = model or self.eval_model
         was_training = self.model.training
@@ -325,8 +363,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                 out = model(x).float()
                 if tta:
-                    both = out.softmax(1) + model(x.flip(3)).float().softmax(1)
-                    out = (both / 2).clamp_min(1e-12).log()
+                    out = self.task.merge_flip(out, model(x.flip(3)).float())
                 outputs.append(out)
             labels.append(y)
         self.model.train(was_training)
@@ -334,7 +371,6 @@ class Trainer:
         return distributed.gather_split(torch.cat(outputs), torch.cat(labels), loader)
 
     def evaluate(self, loader: TensorLoader, tta: bool = False) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy) on a loader's split."""
-        logits, labels = self.predict(loader, tta=tta)
-        loss = nn.functional.cross_entropy(logits, labels).item()
-        return loss, (logits.argmax(1) == labels).float().mean().item()
+        """(mean loss, the task's metric) on a loader's split."""
+        outputs, targets = self.predict(loader, tta=tta)
+        return self.task.split_scores(outputs, targets)

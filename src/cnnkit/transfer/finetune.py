@@ -15,6 +15,7 @@ scikit-learn classifier on cached embeddings, folded into the head's dense layer
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from ..data.dataset import DataSplits
-from ..errors import CnnkitError, ConfigError
+from ..errors import CnnkitError, ConfigError, TrainingError
 from ..fileio import write_yaml
 from ..models.adapt import TransferNet
 from ..models.bundle import save_bundle
@@ -32,6 +33,7 @@ from ..train.checkpoint import read_checkpoint
 from ..train.config import TrainConfig, dataclass_from_dict
 from ..train.run import RunResult, bundle_meta, finish_run, make_trainer, start_run
 from ..train.rundir import discard_run_dir, write_metrics
+from ..train.trainer import EpochResult
 from .features import embeddings, fit_sklearn_head, head_linear
 from .strategies import STRATEGIES, Stage, optimizer_groups, parse_classes, plan, select_classes
 
@@ -79,20 +81,6 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters()) - trainable
 
 
-class _StageTagger:
-    """Numbers epochs across stages and tags each metrics row with its stage (runs before MetricsWriter)."""
-
-    def __init__(self, stage: str, offset: int) -> None:
-        self.stage, self.offset = stage, offset
-
-    def on_epoch_end(self, trainer, result) -> None:
-        self.tag(trainer.state.history[-1])
-
-    def tag(self, row: dict) -> None:
-        row["epoch"] = self.offset + row["epoch"]
-        row["stage"] = self.stage
-
-
 # --------------------------------------------------------------------------- finetune
 
 
@@ -120,7 +108,7 @@ def finetune(
     """Transfer a pretrained model to `data` with one of the five strategies; writes a run directory.
 
     `data` is a dataset name, an image folder or DataSplits already in memory; `callbacks`
-    are added to the Trainer of every stage (`trainer.stage` is the Stage it runs).
+    are added to the run's Trainer (`trainer.stage_name` names the stage it runs).
     `resume=RUN` continues a stopped run with its own transfer.yaml and config.yaml, from the
     stage and step of its last checkpoint (the other arguments are then not used).
 
@@ -257,31 +245,35 @@ def finetune_summary(model: str, data: str | DataSplits = "digits", *, strategy:
     return "\n".join(parts)
 
 
+def _stage_of_checkpoint(state: dict, ends: list[int]) -> int:
+    """The stage a checkpoint was written in: the one holding its half-done epoch, or the one whose
+    epoch it ended (`ends`: the epoch each stage ends after, run-wide)."""
+    epoch = state["epoch"] if state["step_in_epoch"] else state["epoch"] - 1
+    return next((i for i, end in enumerate(ends) if epoch < end), len(ends) - 1)
+
+
 def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, run_dir: Path,
                   stages: list[Stage], *, live, log, callbacks: list,
                   resume: bool = False) -> tuple[Any, list[tuple[str, str]]]:
-    """Each stage: freeze what it says, then a Trainer for its epochs. With `resume`, the stages before
-    the checkpoint's are skipped and its own continues from the checkpoint (weights, optimizer, step)."""
+    """The stages as repeated fits of one Trainer (fastai's `fine_tune`): each stage freezes what it
+    says, then `fit(stage.epochs, param_groups=...)` continues the same TrainState (epochs numbered
+    run-wide, one history, one best score). With `resume`, the stages before the checkpoint's are
+    skipped and its own continues from the checkpoint (weights, optimizer, schedule, step)."""
     groups = net.block_groups
+    ends = list(itertools.accumulate(stage.epochs for stage in stages))
     checkpoint = read_checkpoint(run_dir / "last" / "checkpoint.pt") if resume else None  # read once
-    start = checkpoint["state"].get("stage", 0) if checkpoint else 0
+    if checkpoint is not None and "stage" in checkpoint["state"]:
+        raise TrainingError(f"{run_dir} was checkpointed by an older cnnkit, which numbered epochs per stage; "
+                            "it cannot be resumed by this one: run the finetune command again")
+    first = _stage_of_checkpoint(checkpoint["state"], ends) if checkpoint else 0
+    trainer = make_trainer(net, data, cfg.updated(epochs=ends[-1]), device, run_dir, live=live, log=log)
+    trainer.callbacks += callbacks  # e.g. a test's probe of what is frozen at every step
     notes: list[tuple[str, str]] = []
-    history: list[dict] = []
-    best, seconds, done = -1.0, 0.0, 0
-    trainer = None
-    # One TensorBoard log for the whole run, epochs numbered across stages (a logger per stage's
-    # Trainer would restart its epochs and steps at every stage).
-    board, written = None, 0
-    if cfg.tensorboard:
-        from ..train.tensorboard import TensorBoardLogger
-
-        board = TensorBoardLogger(run_dir, log=log)
     for i, stage in enumerate(stages):
         net.set_trainable(stage.trainable)
         net.train()
         table = group_table(net, stage)
         trainable, frozen = parameter_counts(net)
-        step = ("Step 2: freeze layers" if i == 0 else f"Step 5: fine-tune, stage {i + 1}")
         frozen_groups = [g for g in groups if g not in stage.lrs]
         text = (f"Stage {i + 1}/{len(stages)} ({stage.name}), {stage.epochs} epoch(s): "
                 f"{trainable:,} trainable / {frozen:,} frozen parameters; frozen groups: "
@@ -290,45 +282,24 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
             notes.append(("Step 2: freeze layers", text))
             notes.append(("Step 4: train the new layers", f"Stage 1 trains {', '.join(stage.trainable)}."))
         else:
-            notes.append((step, text))
-        if i < start:
+            notes.append((f"Step 5: fine-tune, stage {i + 1}", text))
+        if i < first:
             log(f"stage {i + 1}/{len(stages)} ({stage.name}): done before the interruption")
-            done += stage.epochs
             continue
         log(f"{'step 2/4' if i == 0 else 'step 5'}, stage {i + 1}/{len(stages)} ({stage.name}): "
             f"{stage.epochs} epoch(s), {trainable:,} trainable / {frozen:,} frozen parameters")
         for line in table.splitlines()[2:]:
             log("  " + line.strip("| ").replace(" | ", "  "))
-        stage_cfg = cfg.updated(epochs=stage.epochs, tensorboard=False)
-        trainer = make_trainer(net, data, stage_cfg, device, run_dir, live=live, log=log,
-                               param_groups=optimizer_groups(net, stage, cfg.weight_decay or 0.0))
-        tagger = _StageTagger(stage.name, done)
-        if resume and i == start:
+        param_groups = optimizer_groups(net, stage, cfg.weight_decay or 0.0)
+        if checkpoint is not None and i == first:
+            trainer.start_stage(stage.epochs, param_groups, start=ends[i] - stage.epochs, name=stage.name)
             trainer.resume(checkpoint)  # this stage's weights, optimizer, schedule, step and the history so far
-            for row in trainer.state.history:  # an end-of-epoch checkpoint is written before its row is tagged
-                if "stage" not in row:
-                    tagger.tag(row)
-            write_metrics(run_dir, trainer.state.history)  # the stop may have come before the CSV was written
-            log(f"continuing stage {i + 1} after its epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
+            write_metrics(run_dir, trainer.state.history, trainer.task.metrics_columns)  # the stop may have
+            # come between the checkpoint and the CSV
+            log(f"continuing stage {i + 1} after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
+            trainer.fit()
         else:
-            trainer.state.history = history
-            trainer.state.best_val_accuracy = best
-            trainer.state.train_seconds = seconds
-        trainer.state.stage = i
-        trainer.callbacks.insert(0, tagger)
-        trainer.callbacks += callbacks  # e.g. a test's probe of what is frozen at every step
-        trainer.stage = stage
-        trainer.fit()
-        history, best, seconds = trainer.state.history, trainer.state.best_val_accuracy, trainer.state.train_seconds
-        if board is not None:
-            board.write_rows(history[written:])
-            written = len(history)
-        done += stage.epochs
-    if board is not None:
-        board.close()
-    trainer.state.epoch = done
-    # The last stage's config has only its own epochs; the summary reports the whole run.
-    trainer.config = cfg
+            trainer.fit(stage.epochs, param_groups=param_groups, stage=stage.name)
     return trainer, notes
 
 
@@ -345,10 +316,9 @@ def _fit_classifier(net: TransferNet, data: DataSplits, cfg: TrainConfig, device
     linear = head_linear(net)
     x_train = emb["train_x"] @ linear.weight.detach().cpu().T + linear.bias.detach().cpu()
     train_accuracy = float((x_train.argmax(1) == emb["train_y"]).float().mean())
-    trainer.state.history = [{"epoch": 1, "lr": 0.0, "train_loss": math.nan, "train_accuracy": train_accuracy,
-                              "val_loss": math.nan, "val_accuracy": val_accuracy, "seconds": elapsed,
-                              "images_per_second": len(data.train) / max(elapsed, 1e-9), "stage": kind}]
-    trainer.state.epoch, trainer.state.best_val_accuracy, trainer.state.train_seconds = 1, val_accuracy, elapsed
+    trainer.state.history = [EpochResult(1, 0.0, math.nan, train_accuracy, math.nan, val_accuracy, elapsed,
+                                         len(data.train) / max(elapsed, 1e-9), stage=kind).row()]
+    trainer.state.epoch, trainer.state.best_val_score, trainer.state.train_seconds = 1, val_accuracy, elapsed
     for folder in ("best", "last"):
         save_bundle(net, run_dir / folder, bundle_meta(net, data, {"dataset": data.name}))
     log(f"step 4, {kind} on frozen features: train accuracy {train_accuracy:.4f}, val accuracy {val_accuracy:.4f}")
