@@ -169,7 +169,7 @@ def _predict_run(args) -> int:
 def _datasets_setup(p):
     p.add_argument("action", nargs="?", choices=["list", "info", "show"], default="list")
     p.add_argument("name", nargs="?")
-    p.add_argument("--out", help="where `show` writes its PNG")
+    p.add_argument("--out", help="`show`: the PNG file (a name ending in .png) or a folder for NAME-samples.png")
     p.add_argument("--level", choices=["builtin", "beginner", "intermediate", "advanced"], help="list one level only")
     p.add_argument("--per-class", type=int, default=8, help="samples per class in `show`")
     p.add_argument("--json", action="store_true", help="`list`/`info` as JSON")

@@ -137,3 +137,14 @@ def test_cli_datasets_level_filter_and_json(capsys):
     assert len(rows) == len(list_datasets()) and {"availability", "cache_folder", "files"} <= set(rows[0])
     assert main(["datasets", "info", "cifar-10", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"][0]["md5"] == "c58f30108f718f92721af3b95e74349a"
+
+
+def test_cli_datasets_show_out_png_is_the_file(capsys, tmp_path):
+    """--out x.png names the picture itself; any other --out is a folder for NAME-samples.png."""
+    target = tmp_path / "pics" / "grid.png"
+    assert main(["datasets", "show", "digits", "--out", str(target), "--per-class", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    assert target.is_file() and Image.open(target).format == "PNG"
+    folder = tmp_path / "as-folder"
+    assert main(["datasets", "show", "digits", "--out", str(folder), "--per-class", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(folder / "digits-samples.png")

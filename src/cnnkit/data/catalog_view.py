@@ -131,7 +131,11 @@ def info(name: str) -> str:
 
 
 def show(name: str, out: str | None = None, per_class: int = 8, max_classes: int = 20) -> str:
-    """Write a PNG grid with `per_class` training samples for each of the first classes; returns its path."""
+    """Write a PNG grid with `per_class` training samples for each of the first classes; returns its path.
+
+    `out` ending in .png is the file itself; any other `out` is a folder (default: the current
+    one) that gets NAME-samples.png.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,7 +166,9 @@ def show(name: str, out: str | None = None, per_class: int = 8, max_classes: int
                 ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
         axes[c][0].set_title(data.class_names[c], fontsize=7, loc="left")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in data.name)
-    path = Path(out or ".") / f"{safe}-samples.png"
+    path = Path(out or ".").expanduser()
+    if path.suffix.lower() != ".png":
+        path = path / f"{safe}-samples.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
