@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,12 +35,23 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 # prefix -> (factory(name, *, input_shape, num_classes, **kw), lister(pattern) -> [(name, description)])
 _SOURCES: dict[str, tuple[Callable[..., nn.Module], Callable[[str], list[tuple[str, str]]]]] = {}
+_SOURCE_PLACES: dict[str, str] = {}  # prefix -> where it was registered (for the duplicate error)
+
+
+def _place(function: Callable) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
 
 
 def register_model(name: str, description: str, *, min_size: int = 1):
-    """Decorator for a built-in architecture: builder(*, input_shape, num_classes)."""
+    """Decorator for a built-in architecture: builder(*, input_shape, num_classes).
+
+    A name is registered once: a second registration raises ModelError (as torchvision's does).
+    """
 
     def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ModelError(f"model {name!r} is already registered (by {_place(_MODELS[name].builder)}); "
+                             f"{_place(builder)} cannot register it again: choose another name")
         _MODELS[name] = ModelEntry(name, description, builder, "builtin", min_size)
         return builder
 
@@ -47,7 +59,14 @@ def register_model(name: str, description: str, *, min_size: int = 1):
 
 
 def register_source(prefix: str, factory, lister) -> None:
+    """Plug in a source of models named `prefix:name`; a prefix is registered once (ModelError)."""
+    caller = sys._getframe(1)
+    place = f"{caller.f_globals.get('__name__', '?')} line {caller.f_lineno}"
+    if prefix in _SOURCES:
+        raise ModelError(f"model source {prefix!r} is already registered (by {_SOURCE_PLACES.get(prefix, '?')}); "
+                         f"{place} cannot register it again: choose another prefix")
     _SOURCES[prefix] = (factory, lister)
+    _SOURCE_PLACES[prefix] = place
 
 
 def list_models(pattern: str = "*", source: str | None = None,
