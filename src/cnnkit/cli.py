@@ -198,14 +198,14 @@ def _models_setup(p):
 
 @command("models", "the model registry: built-ins and other sources", _models_setup)
 def _models_run(args) -> int:
-    from .models import list_models
+    from .models.registry import list_models, missing_extra
 
     rows = list_models(args.pattern, args.source, pretrained=True if args.pretrained else None)
     if not rows:
+        missing = missing_extra(args.source)
         raise CnnkitError(f"no model matches {args.pattern!r}"
                           + (f" in source {args.source!r}" if args.source else "")
-                          + ("; timm models need the timm extra: pip install 'cnnkit[timm]'"
-                             if args.source == "timm" else ""))
+                          + (f"; {missing}" if missing else ""))
     width = max(len(r[0]) for r in rows)
     for name, source, description in rows:
         print(f"{name:<{width}}  {source:<8}  {description}")
