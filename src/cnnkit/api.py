@@ -76,12 +76,21 @@ def evaluate(path: str | Path, data: str | None = None, *, out: str | Path | Non
 
 
 def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3, device: str = "cpu",
-            runtime: str | None = None) -> list[dict[str, Any]]:
+            runtime: str | None = None, strict: bool = False) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file, converted to the model's input.
 
     `path` is a run, a bundle, a .onnx or a TorchScript .pt file; `runtime` torch, onnxruntime or
     opencv (None: torch, or onnxruntime for a .onnx file).
+
+    Returns one record per image, in the order given, each with "image" and "runtime" and either
+    "top" (a list of {"class", "index", "probability"}, best first) or, for a file that could not
+    be read, "error" (why, naming the file). `strict=True` raises ImageError at the first
+    unreadable file instead.
+
+    Examples:
+        >>> for r in cnnkit.predict("runs/latest", ["a.png", "b.png"]):     # doctest: +SKIP
+        ...     print(r["image"], r["top"][0]["class"] if "top" in r else r["error"])
     """
     from .deploy.runtimes import predict_images
 
-    return predict_images(path, images, runtime=runtime, top_k=top_k, device=device)
+    return predict_images(path, images, runtime=runtime, top_k=top_k, device=device, strict=strict)

@@ -143,23 +143,34 @@ def _predict_setup(p):
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line; an unreadable image's has an \"error\" key instead of \"top\"")
     p.add_argument("--runtime", choices=["torch", "onnxruntime", "opencv"], default=None,
                    help="run the model (a run, bundle, .onnx or TorchScript .pt file) in this runtime "
                         "(default: torch; onnxruntime for a .onnx file)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image (default: predict the others, report it, exit 2)")
 
 
 @command("predict", "top-k classes with probabilities for image files", _predict_setup)
 def _predict_run(args) -> int:
     from .api import predict
 
-    for result in predict(args.model, args.images, top_k=args.top_k, device=args.device,
-                          runtime=args.runtime):
+    results = predict(args.model, args.images, top_k=args.top_k, device=args.device, runtime=args.runtime,
+                      strict=args.strict)
+    failed = 0
+    for result in results:
+        if "error" in result:
+            failed += 1
+            print(f"error: {result['error']}", file=sys.stderr)
         if args.json:
             print(json.dumps(result))
-        else:
+        elif "top" in result:
             tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
             print(f"{result['image']}: {tops}")
+    if failed:
+        print(f"{failed} of {len(results)} images could not be read", file=sys.stderr)
+        return 2
     return 0
 
 

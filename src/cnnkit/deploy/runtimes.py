@@ -23,7 +23,7 @@ import torch
 from ..data.dataset import ImageArrays
 from ..data.images import load_image
 from ..data.loader import TensorLoader
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ImageError, ModelError
 from ..models.bundle import BundleMeta, load_bundle
 
 RUNTIMES = ("torch", "onnxruntime", "opencv")
@@ -195,20 +195,42 @@ def preprocess(images: torch.Tensor, info: ModelInfo) -> np.ndarray:
     return x.numpy()
 
 
+def top_k_records(probabilities: torch.Tensor, class_names: list[str], k: int) -> list[list[dict[str, Any]]]:
+    """N x classes probabilities -> for each row its `k` best classes, best first:
+    [{"class": name, "index": i, "probability": p rounded to 6 places}, ...]."""
+    k = min(k, probabilities.shape[1])
+    values, indices = probabilities.topk(k, dim=1)
+    return [[{"class": class_names[int(i)], "index": int(i), "probability": round(float(v), 6)}
+             for v, i in zip(vs, ix, strict=True)]
+            for vs, ix in zip(values, indices, strict=True)]
+
+
 def predict_images(path: str | Path, images: list[str | Path], *, runtime: str | None = None, top_k: int = 3,
-                   device: str = "cpu") -> list[dict[str, Any]]:
-    """Top-k classes for image files, through any runtime; the same records as `cnnkit.predict`."""
+                   device: str = "cpu", strict: bool = False) -> list[dict[str, Any]]:
+    """Top-k classes for image files, through any runtime; the records of `cnnkit.predict`.
+
+    One record per image, in the order given: {"image", "runtime", "top": [...]} for an image
+    that was read, {"image", "runtime", "error": why} for one that could not be (missing, not an
+    image, cut short). With `strict`, the first unreadable image raises ImageError instead.
+    """
     rt = open_runtime(path, runtime, device=device)
     c, h, w = rt.info.input_shape
-    batch = torch.stack([load_image(p, c, (h, w)) for p in images])
-    logits = torch.from_numpy(rt.run(preprocess(batch, rt.info)))
-    probabilities = logits.softmax(1)
-    k = min(top_k, probabilities.shape[1])
-    values, indices = probabilities.topk(k, dim=1)
-    names = rt.info.class_names
-    return [
-        {"image": str(p), "runtime": rt.name,
-         "top": [{"class": names[int(i)], "index": int(i), "probability": round(float(v), 6)}
-                 for v, i in zip(vs, ix, strict=True)]}
-        for p, vs, ix in zip(images, values, indices, strict=True)
-    ]
+    if c not in (1, 3):  # the model, not any one file, is the problem: say it once
+        raise ImageError(f"models with {c} input channels cannot take image files")
+    records: list[dict[str, Any]] = []
+    tensors, readable = [], []
+    for p in images:
+        record: dict[str, Any] = {"image": str(p), "runtime": rt.name}
+        try:
+            tensors.append(load_image(p, c, (h, w)))
+            readable.append(record)
+        except ImageError as e:
+            if strict:
+                raise
+            record["error"] = str(e)
+        records.append(record)
+    if tensors:
+        logits = torch.from_numpy(rt.run(preprocess(torch.stack(tensors), rt.info)))
+        for record, top in zip(readable, top_k_records(logits.softmax(1), rt.info.class_names, top_k), strict=True):
+            record["top"] = top
+    return records
