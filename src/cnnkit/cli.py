@@ -372,7 +372,8 @@ def _summary_setup(p):
                    help="a layer spec in quotes, a registry name, or a bundle / run directory")
     p.add_argument("--input", metavar="CxHxW", help="image shape, e.g. 1x28x28 (a bundle knows its own)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation memory (default 1)")
-    p.add_argument("--classes", type=int, help="classes of the classifier (default: as the spec says; 10 for a name)")
+    p.add_argument("--classes", type=int, help="classes of a new classifier (default: as the spec says; a tv:/timm:/hf:/keras: "
+                        "model keeps its library's own, 1,000 for ImageNet models; 10 for a built-in name)")
     p.add_argument("--json", action="store_true", help="print the rows and totals as JSON")
 
 
