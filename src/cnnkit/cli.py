@@ -188,16 +188,19 @@ def _datasets_setup(p):
 
 @command("datasets", "the datasets of the guide, by level, and where each stands here", _datasets_setup)
 def _datasets_run(args) -> int:
+    from .api import datasets, datasets_info, datasets_show
     from .data import catalog_view
 
     if args.action == "list":
-        print(json.dumps(catalog_view.records(args.level), indent=2) if args.json else catalog_view.table(args.level))
+        rows = datasets(args.level)
+        print(json.dumps(rows, indent=2) if args.json else catalog_view.table(rows, args.level))
     elif not args.name:
         raise CnnkitError(f"`cnnkit datasets {args.action}` needs a dataset name")
     elif args.action == "info":
-        print(json.dumps(catalog_view.record(args.name), indent=2) if args.json else catalog_view.info(args.name))
+        record = datasets_info(args.name)
+        print(json.dumps(record, indent=2) if args.json else catalog_view.info(record["name"]))
     else:
-        print(catalog_view.show(args.name, args.out, per_class=args.per_class))
+        print(datasets_show(args.name, args.out, per_class=args.per_class))
     return 0
 
 
@@ -209,9 +212,10 @@ def _models_setup(p):
 
 @command("models", "the model registry: built-ins and other sources", _models_setup)
 def _models_run(args) -> int:
-    from .models.registry import list_models, missing_extra
+    from .api import list_models
+    from .models.registry import missing_extra
 
-    rows = list_models(args.pattern, args.source, pretrained=True if args.pretrained else None)
+    rows = list_models(args.pattern, source=args.source, pretrained=True if args.pretrained else None)
     if not rows:
         missing = missing_extra(args.source)
         raise CnnkitError(f"no model matches {args.pattern!r}"
@@ -379,11 +383,9 @@ def _summary_setup(p):
 
 @command("summary", "every layer's output shape, parameters and MACs, with totals (Keras-style)", _summary_setup)
 def _summary_run(args) -> int:
-    from .models.resolve import resolve_model
-    from .nn.summary import summarize
+    from .api import summary
 
-    model, input_shape = resolve_model(args.model, input_shape=args.input, num_classes=args.classes)
-    result = summarize(model, input_shape, batch_size=args.batch_size)
+    result = summary(args.model, input=args.input, batch_size=args.batch_size, classes=args.classes)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
     return 0
 
