@@ -157,7 +157,59 @@ def test_the_cli_starts_without_torch_and_verbs_keep_their_names():
 
     code = ("import sys, cnnkit.cli; assert 'torch' not in sys.modules, 'cnnkit --help would wait for torch'\n"
             "import cnnkit.train.config, cnnkit.transfer.finetune, cnnkit.explain.report, cnnkit\n"
+            "assert all(f.__module__ == 'cnnkit.api' for f in (cnnkit.datasets, cnnkit.summary, cnnkit.list_models))\n"
             "assert callable(cnnkit.train) and callable(cnnkit.finetune) and callable(cnnkit.explain)\n"
             "assert cnnkit.train.__module__ == 'cnnkit.api' and cnnkit.finetune.__module__ == 'cnnkit.transfer.finetune'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_every_verb_is_a_public_function_named_in_the_api_table():
+    import cnnkit.api
+    from cnnkit.cli import COMMANDS
+
+    assert set(cnnkit.api.VERBS) == set(COMMANDS)
+    for verb, function in cnnkit.api.VERBS.items():
+        assert callable(getattr(cnnkit, function)), function
+        assert f"`cnnkit.{function}`" in cnnkit.api.__doc__ and f"`cnnkit {verb}`" in cnnkit.api.__doc__
+    assert cnnkit.api.VERBS["lr-find"] == "lr_find"
+
+
+def test_datasets_summary_and_models_are_python_functions():
+    rows = cnnkit.datasets()
+    assert {"name", "level", "availability", "cache_folder"} <= set(rows[0])
+    assert {r["name"] for r in cnnkit.datasets("advanced")} <= {r["name"] for r in rows}
+    assert all(r["level"] == "beginner" for r in cnnkit.datasets(level="beginner"))
+    assert cnnkit.datasets_info("fashion_mnist")["name"] == "fashion-mnist"
+    summary = cnnkit.summary("conv8-3,relu,flatten,dense10", input="1x8x8")
+    assert summary.total_params == 8 * 9 + 8 + 8 * 36 * 10 + 10 and "dense" in summary.format()
+    assert ("resnet-small", "builtin") in [(r[0], r[1]) for r in cnnkit.list_models("resnet*", source="builtin")]
+
+
+def test_datasets_summary_and_models_verbs_are_shells_over_the_functions(monkeypatch, capsys, tmp_path):
+    import cnnkit.api
+
+    seen = {}
+
+    def fake(name, value):
+        def call(*args, **kwargs):
+            seen[name] = (args, kwargs)
+            return value
+        monkeypatch.setattr(cnnkit.api, name, call)
+
+    fake("datasets", [{"name": "only-this"}])
+    assert main(["datasets", "--json", "--level", "advanced"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"name": "only-this"}] and seen["datasets"][0] == ("advanced",)
+    fake("list_models", [("a-model", "builtin", "from the fake")])
+    assert main(["models", "a*", "--pretrained"]) == 0
+    assert "from the fake" in capsys.readouterr().out
+    assert seen["list_models"] == (("a*",), {"source": None, "pretrained": True})
+    real = cnnkit.summary("conv4-3,relu", input="1x6x6")
+    fake("summary", real)
+    assert main(["summary", "anything", "--input", "1x6x6", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_params"] == real.total_params
+    assert seen["summary"][0] == ("anything",) and seen["summary"][1]["input"] == "1x6x6"
+    png = tmp_path / "grid.png"
+    fake("datasets_show", str(png))
+    assert main(["datasets", "show", "digits", "--out", str(png)]) == 0
+    assert capsys.readouterr().out.strip() == str(png) and seen["datasets_show"][0] == ("digits", str(png))

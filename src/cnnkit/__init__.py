@@ -27,7 +27,9 @@ _LAZY = {
     "lr_find": ("api", "lr_find"), "predict": ("api", "predict"), "train": ("api", "train"),
     "export": ("deploy.export", "export_model"), "explain": ("explain.report", "explain_model"),
     "finetune": ("transfer.finetune", "finetune"), "create_model": ("models", "create_model"),
-    "list_models": ("models", "list_models"), "summarize": ("nn.summary", "summarize"),
+    "list_models": ("api", "list_models"), "summarize": ("nn.summary", "summarize"),
+    "datasets": ("api", "datasets"), "datasets_info": ("api", "datasets_info"),
+    "datasets_show": ("api", "datasets_show"), "summary": ("api", "summary"),
     "TrainConfig": ("train.config", "TrainConfig"),
 }
 
@@ -46,6 +48,7 @@ def __getattr__(name: str):
 __version__ = "0.1.0"
 
 __all__ = [
-    "CnnkitError", "RunResult", "TrainConfig", "__version__", "create_model", "evaluate", "explain",
-    "export", "finetune", "list_models", "load", "lr_find", "predict", "summarize", "train",
+    "CnnkitError", "RunResult", "TrainConfig", "__version__", "create_model", "datasets", "datasets_info",
+    "datasets_show", "evaluate", "explain", "export", "finetune", "list_models", "load", "lr_find", "predict",
+    "summarize", "summary", "train",
 ]

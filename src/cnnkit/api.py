@@ -1,15 +1,24 @@
 """The public verbs: one function per `cnnkit` command, each a thin shell over the package that does the work.
 
-| verb (CLI)          | function                  | where the work is done               |
-|---------------------|---------------------------|--------------------------------------|
-| `cnnkit train`      | `cnnkit.train`            | train/run.py                         |
-| `cnnkit finetune`   | `cnnkit.finetune`         | transfer/finetune.py (`finetune`)    |
-| `cnnkit lr-find`    | `cnnkit.lr_find`          | train/lr_find.py                     |
-| `cnnkit evaluate`   | `cnnkit.evaluate`         | report/evaluate.py                   |
-| `cnnkit predict`    | `cnnkit.predict`          | deploy/runtimes.py                   |
-| `cnnkit explain`    | `cnnkit.explain`          | explain/report.py (`explain_model`)  |
-| `cnnkit export`     | `cnnkit.export`           | deploy/export.py (`export_model`)    |
-| (load a bundle)     | `cnnkit.load`             | models/bundle.py                     |
+The function is the verb's name with `-` as `_` (`cnnkit lr-find` -> `cnnkit.lr_find`); a verb with
+actions adds `_ACTION` (`cnnkit datasets info` -> `cnnkit.datasets_info`). One exception: `cnnkit models`
+is `cnnkit.list_models`, because `cnnkit.models` is the models subpackage. `VERBS` below is the map.
+
+| verb (CLI)              | function                  | where the work is done               |
+|-------------------------|---------------------------|--------------------------------------|
+| `cnnkit train`          | `cnnkit.train`            | train/run.py                         |
+| `cnnkit finetune`       | `cnnkit.finetune`         | transfer/finetune.py (`finetune`)    |
+| `cnnkit lr-find`        | `cnnkit.lr_find`          | train/lr_find.py                     |
+| `cnnkit evaluate`       | `cnnkit.evaluate`         | report/evaluate.py                   |
+| `cnnkit predict`        | `cnnkit.predict`          | deploy/runtimes.py                   |
+| `cnnkit explain`        | `cnnkit.explain`          | explain/report.py (`explain_model`)  |
+| `cnnkit export`         | `cnnkit.export`           | deploy/export.py (`export_model`)    |
+| `cnnkit datasets`       | `cnnkit.datasets`         | data/catalog_view.py (`records`)     |
+| `cnnkit datasets info`  | `cnnkit.datasets_info`    | data/catalog_view.py (`record`)      |
+| `cnnkit datasets show`  | `cnnkit.datasets_show`    | data/catalog_view.py (`show`)        |
+| `cnnkit models`         | `cnnkit.list_models`      | models/registry.py (`list_models`)   |
+| `cnnkit summary`        | `cnnkit.summary`          | models/resolve.py + nn/summary.py    |
+| (load a bundle)         | `cnnkit.load`             | models/bundle.py                     |
 
 finetune, explain and export are those functions themselves (`cnnkit/__init__.py` names them);
 the rest are defined here. Heavy imports (torch) happen inside each function, so `import cnnkit` and `cnnkit --help` stay fast.
@@ -23,8 +32,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
+    from .nn.summary import Summary
     from .train.config import TrainConfig
     from .train.run import RunResult
+
+# `cnnkit VERB` -> the name of its function in `cnnkit` (the table above).
+VERBS = {
+    "train": "train", "finetune": "finetune", "lr-find": "lr_find", "evaluate": "evaluate", "predict": "predict",
+    "explain": "explain", "export": "export", "datasets": "datasets", "models": "list_models", "summary": "summary",
+}
 
 
 def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None = None,
@@ -76,12 +92,87 @@ def evaluate(path: str | Path, data: str | None = None, *, out: str | Path | Non
 
 
 def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3, device: str = "cpu",
-            runtime: str | None = None) -> list[dict[str, Any]]:
+            runtime: str | None = None, strict: bool = False) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file, converted to the model's input.
 
     `path` is a run, a bundle, a .onnx or a TorchScript .pt file; `runtime` torch, onnxruntime or
     opencv (None: torch, or onnxruntime for a .onnx file).
+
+    Returns one record per image, in the order given, each with "image" and "runtime" and either
+    "top" (a list of {"class", "index", "probability"}, best first) or, for a file that could not
+    be read, "error" (why, naming the file). `strict=True` raises ImageError at the first
+    unreadable file instead.
+
+    Examples:
+        >>> for r in cnnkit.predict("runs/latest", ["a.png", "b.png"]):     # doctest: +SKIP
+        ...     print(r["image"], r["top"][0]["class"] if "top" in r else r["error"])
     """
     from .deploy.runtimes import predict_images
 
-    return predict_images(path, images, runtime=runtime, top_k=top_k, device=device)
+    return predict_images(path, images, runtime=runtime, top_k=top_k, device=device, strict=strict)
+
+
+def datasets(level: str | None = None) -> list[dict[str, Any]]:
+    """Every dataset of the catalog (or one level: builtin, beginner, intermediate, advanced) as plain
+    records: the catalog's facts plus "availability" here and "cache_folder".
+
+    Examples:
+        >>> [r["name"] for r in cnnkit.datasets("beginner")][:2]     # doctest: +SKIP
+        ['mnist', 'fashion-mnist']
+    """
+    from .data import catalog_view
+
+    if level is not None and level not in catalog_view.LEVELS:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown level {level!r}; choose one of {', '.join(catalog_view.LEVELS)}")
+    return catalog_view.records(level)
+
+
+def datasets_info(name: str) -> dict[str, Any]:
+    """One dataset's record (name or alias), as `cnnkit datasets info NAME --json` prints it."""
+    from .data import catalog_view
+
+    return catalog_view.record(name)
+
+
+def datasets_show(name: str, out: str | Path | None = None, *, per_class: int = 8) -> str:
+    """Write a PNG grid of training samples, `per_class` per class; returns its path.
+
+    `out` ending in .png is the file; any other `out` is a folder for NAME-samples.png (default: here).
+    """
+    from .data import catalog_view
+
+    return catalog_view.show(name, None if out is None else str(out), per_class=per_class)
+
+
+def list_models(pattern: str = "*", source: str | None = None,
+                pretrained: bool | None = None) -> list[tuple[str, str, str]]:
+    """[(name, source, description)] of the registry: built-ins and every source (tv, timm, hf, ...).
+
+    `pattern` is shell-style ('res*'); `source` keeps one source (an unknown one is a ModelError
+    naming the valid ones); `pretrained=True` keeps the models with pretrained weights.
+    """
+    from .models.registry import list_models as registry_list_models
+
+    return registry_list_models(pattern, source, pretrained=pretrained)
+
+
+def summary(model: str, input: str | tuple[int, int, int] | None = None, *, batch_size: int = 1,
+            classes: int | None = None) -> Summary:
+    """Every layer's output shape, parameters and MACs, with totals (Keras-style).
+
+    `model` is a layer spec, a registry name or a bundle / run directory; `input` the image shape
+    ('1x28x28' or (1, 28, 28); a bundle knows its own). A tv:/timm:/hf:/keras: model keeps its
+    library's own classifier unless `classes` asks for a new one. `.format()` is the table the CLI
+    prints, `.to_dict()` its JSON.
+
+    Examples:
+        >>> cnnkit.summary("conv32-3,relu,maxpool2,flatten,dense10", input="1x28x28").total_params  # doctest: +SKIP
+        54410
+    """
+    from .models.resolve import resolve_model
+    from .nn.summary import summarize
+
+    net, input_shape = resolve_model(model, input_shape=input, num_classes=classes)
+    return summarize(net, input_shape, batch_size=batch_size)

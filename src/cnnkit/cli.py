@@ -143,23 +143,34 @@ def _predict_setup(p):
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line; an unreadable image's has an \"error\" key instead of \"top\"")
     p.add_argument("--runtime", choices=["torch", "onnxruntime", "opencv"], default=None,
                    help="run the model (a run, bundle, .onnx or TorchScript .pt file) in this runtime "
                         "(default: torch; onnxruntime for a .onnx file)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image (default: predict the others, report it, exit 2)")
 
 
 @command("predict", "top-k classes with probabilities for image files", _predict_setup)
 def _predict_run(args) -> int:
     from .api import predict
 
-    for result in predict(args.model, args.images, top_k=args.top_k, device=args.device,
-                          runtime=args.runtime):
+    results = predict(args.model, args.images, top_k=args.top_k, device=args.device, runtime=args.runtime,
+                      strict=args.strict)
+    failed = 0
+    for result in results:
+        if "error" in result:
+            failed += 1
+            print(f"error: {result['error']}", file=sys.stderr)
         if args.json:
             print(json.dumps(result))
-        else:
+        elif "top" in result:
             tops = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
             print(f"{result['image']}: {tops}")
+    if failed:
+        print(f"{failed} of {len(results)} images could not be read", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -169,7 +180,7 @@ def _predict_run(args) -> int:
 def _datasets_setup(p):
     p.add_argument("action", nargs="?", choices=["list", "info", "show"], default="list")
     p.add_argument("name", nargs="?")
-    p.add_argument("--out", help="where `show` writes its PNG")
+    p.add_argument("--out", help="`show`: the PNG file (a name ending in .png) or a folder for NAME-samples.png")
     p.add_argument("--level", choices=["builtin", "beginner", "intermediate", "advanced"], help="list one level only")
     p.add_argument("--per-class", type=int, default=8, help="samples per class in `show`")
     p.add_argument("--json", action="store_true", help="`list`/`info` as JSON")
@@ -177,16 +188,19 @@ def _datasets_setup(p):
 
 @command("datasets", "the datasets of the guide, by level, and where each stands here", _datasets_setup)
 def _datasets_run(args) -> int:
+    from .api import datasets, datasets_info, datasets_show
     from .data import catalog_view
 
     if args.action == "list":
-        print(json.dumps(catalog_view.records(args.level), indent=2) if args.json else catalog_view.table(args.level))
+        rows = datasets(args.level)
+        print(json.dumps(rows, indent=2) if args.json else catalog_view.table(rows, args.level))
     elif not args.name:
         raise CnnkitError(f"`cnnkit datasets {args.action}` needs a dataset name")
     elif args.action == "info":
-        print(json.dumps(catalog_view.record(args.name), indent=2) if args.json else catalog_view.info(args.name))
+        record = datasets_info(args.name)
+        print(json.dumps(record, indent=2) if args.json else catalog_view.info(record["name"]))
     else:
-        print(catalog_view.show(args.name, args.out, per_class=args.per_class))
+        print(datasets_show(args.name, args.out, per_class=args.per_class))
     return 0
 
 
@@ -198,14 +212,15 @@ def _models_setup(p):
 
 @command("models", "the model registry: built-ins and other sources", _models_setup)
 def _models_run(args) -> int:
-    from .models import list_models
+    from .api import list_models
+    from .models.registry import missing_extra
 
-    rows = list_models(args.pattern, args.source, pretrained=True if args.pretrained else None)
+    rows = list_models(args.pattern, source=args.source, pretrained=True if args.pretrained else None)
     if not rows:
+        missing = missing_extra(args.source)
         raise CnnkitError(f"no model matches {args.pattern!r}"
                           + (f" in source {args.source!r}" if args.source else "")
-                          + ("; timm models need the timm extra: pip install 'cnnkit[timm]'"
-                             if args.source == "timm" else ""))
+                          + (f"; {missing}" if missing else ""))
     width = max(len(r[0]) for r in rows)
     for name, source, description in rows:
         print(f"{name:<{width}}  {source:<8}  {description}")
@@ -361,17 +376,16 @@ def _summary_setup(p):
                    help="a layer spec in quotes, a registry name, or a bundle / run directory")
     p.add_argument("--input", metavar="CxHxW", help="image shape, e.g. 1x28x28 (a bundle knows its own)")
     p.add_argument("--batch-size", type=int, default=1, help="batch size for the activation memory (default 1)")
-    p.add_argument("--classes", type=int, help="classes of the classifier (default: as the spec says; 10 for a name)")
+    p.add_argument("--classes", type=int, help="classes of a new classifier (default: as the spec says; a tv:/timm:/hf:/keras: "
+                        "model keeps its library's own, 1,000 for ImageNet models; 10 for a built-in name)")
     p.add_argument("--json", action="store_true", help="print the rows and totals as JSON")
 
 
 @command("summary", "every layer's output shape, parameters and MACs, with totals (Keras-style)", _summary_setup)
 def _summary_run(args) -> int:
-    from .models.resolve import resolve_model
-    from .nn.summary import summarize
+    from .api import summary
 
-    model, input_shape = resolve_model(args.model, input_shape=args.input, num_classes=args.classes)
-    result = summarize(model, input_shape, batch_size=args.batch_size)
+    result = summary(args.model, input=args.input, batch_size=args.batch_size, classes=args.classes)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
     return 0
 

@@ -137,3 +137,31 @@ def test_cli_datasets_level_filter_and_json(capsys):
     assert len(rows) == len(list_datasets()) and {"availability", "cache_folder", "files"} <= set(rows[0])
     assert main(["datasets", "info", "cifar-10", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"][0]["md5"] == "c58f30108f718f92721af3b95e74349a"
+
+
+def test_cli_datasets_show_out_png_is_the_file(capsys, tmp_path):
+    """--out x.png names the picture itself; any other --out is a folder for NAME-samples.png."""
+    target = tmp_path / "pics" / "grid.png"
+    assert main(["datasets", "show", "digits", "--out", str(target), "--per-class", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    assert target.is_file() and Image.open(target).format == "PNG"
+    folder = tmp_path / "as-folder"
+    assert main(["datasets", "show", "digits", "--out", str(folder), "--per-class", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(folder / "digits-samples.png")
+
+
+def test_registering_a_dataset_name_or_alias_twice_is_an_error(monkeypatch):
+    from cnnkit.data import catalog
+
+    monkeypatch.setattr(catalog, "_REGISTRY", dict(catalog._REGISTRY))
+    fashion = get_info("fashion-mnist")
+    with pytest.raises(DatasetError, match="'fashion-mnist' is already registered") as caught:
+        catalog.register(dataclasses.replace(fashion, aliases=()))
+    assert "cnnkit.data.catalog_level1" in str(caught.value) and __name__ in str(caught.value)
+    # An alias that is another record's name (or alias, in any spelling resolve_name accepts) clashes too.
+    with pytest.raises(DatasetError, match="alias 'Fashion_MNIST'.*fashion-mnist"):
+        catalog.register(dataclasses.replace(fashion, name="my-fashion", aliases=("Fashion_MNIST",)))
+    with pytest.raises(DatasetError, match="cifar10"):
+        catalog.register(dataclasses.replace(fashion, name="cifar10", aliases=()))
+    catalog.register(dataclasses.replace(fashion, name="my-fashion", aliases=("my-fmnist",)))
+    assert resolve_name("my_fmnist") == "my-fashion"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from dataclasses import dataclass, field
 
 from ..errors import DatasetError
@@ -73,10 +74,23 @@ class DatasetInfo:
 
 
 _REGISTRY: dict[str, DatasetInfo] = {}
+_PLACES: dict[str, str] = {}  # name -> where it was registered (for the duplicate error)
 
 
 def register(info: DatasetInfo) -> DatasetInfo:
+    """Add a record. Its name and aliases must be new, in every spelling `resolve_name` accepts
+    (case, '-', '_', spaces): a clash raises DatasetError naming both places."""
+    caller = sys._getframe(1)
+    place = f"{caller.f_globals.get('__name__', '?')} line {caller.f_lineno}"
+    for key, what in ((info.name, "name"), *((a, "alias") for a in info.aliases)):
+        for other in _REGISTRY.values():
+            if _squash(key) in {_squash(other.name), *map(_squash, other.aliases)}:
+                label = f"{key!r} is already registered" if what == "name" else f"alias {key!r} of {info.name!r} " \
+                    "is already registered"
+                raise DatasetError(f"dataset {label} as {other.name!r} (by {_PLACES.get(other.name, '?')}); "
+                                   f"{place} cannot register it again: choose another name")
     _REGISTRY[info.name] = info
+    _PLACES[info.name] = place
     return info
 
 

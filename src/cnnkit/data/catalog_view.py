@@ -33,10 +33,11 @@ def availability(info: DatasetInfo) -> str:
     return "downloadable" if info.obtain == "download" else "manual download"
 
 
-def _shape(i: DatasetInfo) -> str:
-    if i.shape:
-        return "x".join(map(str, i.shape))
-    return f"var->{i.load_size[0]}" if i.load_size else "variable"
+def _shape(i: DatasetInfo | dict) -> str:
+    shape, load_size = (i["shape"], i["load_size"]) if isinstance(i, dict) else (i.shape, i.load_size)
+    if shape:
+        return "x".join(map(str, shape))
+    return f"var->{load_size[0]}" if load_size else "variable"
 
 
 def _count(n: int | None) -> str:
@@ -58,17 +59,19 @@ def records(level: str | None = None) -> list[dict]:
     return [record(i.name) for i in list_datasets() if level in (None, i.level)]
 
 
-def table(only_level: str | None = None) -> str:
+def table(rows: list[dict] | None = None, only_level: str | None = None) -> str:
+    """The `cnnkit datasets` table of `rows` (records(); default: every dataset of `only_level` or all)."""
+    rows = records(only_level) if rows is None else rows
     lines = [f"  {'name':<22} {'task':<14} {'C x H x W':<10} {'classes':>7} {'train':>10} {'test':>8}  here"]
     for level in [only_level] if only_level else LEVELS:
-        rows = [i for i in list_datasets() if i.level == level]
-        if not rows:
+        shown = [r for r in rows if r["level"] == level]
+        if not shown:
             continue
         lines.append(f"{level}:")
-        for i in rows:
-            name = ("  " + i.name) if i.parent else i.name
-            lines.append(f"  {name:<22} {i.task:<14} {_shape(i):<10} {i.num_classes:>7,} {_count(i.train_size):>10} "
-                         f"{_count(i.test_size):>8}  {availability(i)}")
+        for r in shown:
+            name = ("  " + r["name"]) if r["parent"] else r["name"]
+            lines.append(f"  {name:<22} {r['task']:<14} {_shape(r):<10} {r['num_classes']:>7,} "
+                         f"{_count(r['train_size']):>10} {_count(r['test_size']):>8}  {r['availability']}")
     lines.append("`cnnkit datasets info NAME` tells how to obtain one; any image folder works too: "
                  "cnnkit train --data ./folder")
     return "\n".join(lines)
@@ -131,7 +134,11 @@ def info(name: str) -> str:
 
 
 def show(name: str, out: str | None = None, per_class: int = 8, max_classes: int = 20) -> str:
-    """Write a PNG grid with `per_class` training samples for each of the first classes; returns its path."""
+    """Write a PNG grid with `per_class` training samples for each of the first classes; returns its path.
+
+    `out` ending in .png is the file itself; any other `out` is a folder (default: the current
+    one) that gets NAME-samples.png.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,7 +169,9 @@ def show(name: str, out: str | None = None, per_class: int = 8, max_classes: int
                 ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
         axes[c][0].set_title(data.class_names[c], fontsize=7, loc="left")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in data.name)
-    path = Path(out or ".") / f"{safe}-samples.png"
+    path = Path(out or ".").expanduser()
+    if path.suffix.lower() != ".png":
+        path = path / f"{safe}-samples.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")

@@ -15,6 +15,7 @@ seed), applies `--limit`/`--fraction`, and picks the loading path:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import warnings
@@ -131,12 +132,18 @@ def load_dataset(
     size = (image_size, image_size) if isinstance(image_size, int) else image_size
     if Path(name).expanduser().is_dir():
         from .folder import read_folder
+        from .sources import catalogued_in
 
         root = Path(name).expanduser().resolve()
-        raw = read_folder(root, size, strict=strict)
-        info = DatasetInfo(name=root.name, title=f"image folder {root}", level="user", task="classification",
-                           shape=None, num_classes=len(raw["class_names"]), reader="folder",
-                           augment=raw.pop("augment", "crop-flip"))
+        found = catalogued_in(root)  # a catalogued dataset's own files (sign_mnist_train.csv, IDX, ...)
+        if found is not None:
+            info = dataclasses.replace(found, name=root.name)
+            raw = _call_reader(READERS[info.reader], info, ReadOptions(strict=strict, image_size=size))
+        else:
+            raw = read_folder(root, size, strict=strict)
+            info = DatasetInfo(name=root.name, title=f"image folder {root}", level="user", task="classification",
+                               shape=None, num_classes=len(raw["class_names"]), reader="folder",
+                               augment=raw.pop("augment", "crop-flip"))
     else:
         info = get_info(name)
         if not info.trainable:

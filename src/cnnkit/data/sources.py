@@ -62,6 +62,13 @@ def locate(info: DatasetInfo, download: bool = True) -> dict[str, Path]:
     """
     cache = dataset_cache_dir(info.name)
     files = list(info.files)
+    if info.extra.get("folder"):  # a user's folder holding the files (catalogued_in): there, and only there
+        folder = Path(info.extra["folder"])
+        found = {f.name: _present(folder, f) for f in files}
+        missing = [name for name, path in found.items() if path is None]
+        if missing:
+            raise DatasetError(f"{folder} holds some of {info.title}'s files but not {', '.join(missing)}")
+        return found  # type: ignore[return-value]
     for folder in (cache, *map(Path, info.system_paths), *_parent_folders(info)):
         found = {f.name: _present(folder, f) for f in files}
         if files and all(found.values()):
@@ -105,6 +112,8 @@ def missing_message(info: DatasetInfo, missing: list[RemoteFile], cache: Path, e
 
 def manual_root(info: DatasetInfo) -> Path:
     """The folder holding a manually downloaded dataset, or DatasetNotFound with the steps."""
+    if info.extra.get("folder"):  # a user's folder holding the files (catalogued_in)
+        return Path(info.extra["folder"])
     cache = dataset_cache_dir(info.name)
     expect = tuple(info.extra.get("expect", ()))
     for folder in (cache, *map(Path, info.system_paths)):
@@ -118,6 +127,69 @@ def manual_root(info: DatasetInfo) -> Path:
         f"  Folder: {cache}/  (expected: {layout})\n"
         f"  Or train on any folder directly: cnnkit train --data /path/to/folder"
     )
+
+
+def _distinctive(name: str) -> bool:
+    """A catalogued file name that says which dataset it is (sign_mnist_train.csv), not a generic
+    one any folder may hold (train, train.csv)."""
+    base = PurePosixPath(name).name
+    return "." in base and not base.startswith(("train.", "test."))
+
+
+def _identified(root: Path, info: DatasetInfo) -> bool:
+    """The smallest of `info`'s files in `root` is, byte for byte, the one the authors published
+    (its checksum) or the one in the record's system copy (re-compressed by the packager)."""
+    present = [(f, _present(root, f)) for f in info.files]
+    present = [(f, p) for f, p in present if p is not None and p.is_file()]
+    if not present:
+        return False
+    file, path = min(present, key=lambda fp: fp[1].stat().st_size)
+    if path.name == file.name and (file.sha256 or file.md5):
+        algorithm, digest = ("sha256", file.sha256) if file.sha256 else ("md5", file.md5)
+        if file_digest(path, algorithm) == digest:
+            return True
+    for folder in map(Path, info.system_paths):
+        copy = folder / path.name
+        if copy.is_file() and copy.stat().st_size == path.stat().st_size \
+                and file_digest(copy, "sha256") == file_digest(path, "sha256"):
+            return True
+    return False
+
+
+def catalogued_in(root: Path) -> DatasetInfo | None:
+    """The catalog record whose files `root` holds under their catalogued names, set to be read from
+    `root` itself (`extra["folder"]`, which `locate` and `manual_root` honour); None if none does.
+
+    Datasets that share file names (MNIST, Fashion-MNIST and KMNIST's IDX files) are told apart by
+    the published checksum or the system copy; files neither identifies are read in that format
+    with numbered classes and statistics computed from them.
+    """
+    import dataclasses
+
+    from .catalog import list_datasets
+
+    matches = []
+    for info in list_datasets():
+        if not info.trainable or info.parent:  # a variant reads its main record's files
+            continue
+        if info.files:
+            if all(_present(root, f) for f in info.files):
+                matches.append(info)
+        elif any(_distinctive(e) and (root / e).is_file() for e in info.extra.get("expect", ())):
+            matches.append(info)
+    if not matches:
+        return None
+    extra = {"folder": str(root)}
+    if len(matches) == 1:
+        found = matches[0]
+        return dataclasses.replace(found, title=f"{found.title} (files in {root})", extra={**found.extra, **extra})
+    verified = [i for i in matches if _identified(root, i)]
+    if len(verified) == 1:
+        found = verified[0]
+        return dataclasses.replace(found, title=f"{found.title} (files in {root})", extra={**found.extra, **extra})
+    layout = " / ".join(i.title for i in matches)
+    return dataclasses.replace(matches[0], title=f"files in {root} (the {layout} layout)", class_names=(),
+                               mean=(), std=(), accuracy=(), extra={**matches[0].extra, **extra})
 
 
 # --------------------------------------------------------------------------- verify and fetch

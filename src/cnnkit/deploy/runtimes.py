@@ -23,7 +23,7 @@ import torch
 from ..data.dataset import ImageArrays
 from ..data.images import load_image
 from ..data.loader import TensorLoader
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ImageError, ModelError
 from ..models.bundle import BundleMeta, load_bundle
 from ..tasks.base import get_task
 
@@ -199,10 +199,32 @@ def preprocess(images: torch.Tensor, info: ModelInfo) -> np.ndarray:
 
 
 def predict_images(path: str | Path, images: list[str | Path], *, runtime: str | None = None, top_k: int = 3,
-                   device: str = "cpu") -> list[dict[str, Any]]:
-    """Top-k classes for image files, through any runtime; the same records as `cnnkit.predict`."""
+                   device: str = "cpu", strict: bool = False) -> list[dict[str, Any]]:
+    """Top-k classes for image files, through any runtime; the records of `cnnkit.predict`.
+
+    One record per image, in the order given: {"image", "runtime", "top": [...]} for an image
+    that was read, {"image", "runtime", "error": why} for one that could not be (missing, not an
+    image, cut short). With `strict`, the first unreadable image raises ImageError instead.
+    """
     rt = open_runtime(path, runtime, device=device)
     c, h, w = rt.info.input_shape
-    batch = torch.stack([load_image(p, c, (h, w)) for p in images])
-    decoded = get_task(rt.info.task).decode(rt.run(preprocess(batch, rt.info)), rt.info.class_names, top_k)
-    return [{"image": str(p), "runtime": rt.name, "top": top} for p, top in zip(images, decoded, strict=True)]
+    if c not in (1, 3):  # the model, not any one file, is the problem: say it once
+        raise ImageError(f"models with {c} input channels cannot take image files")
+    records: list[dict[str, Any]] = []
+    tensors, readable = [], []
+    for p in images:
+        record: dict[str, Any] = {"image": str(p), "runtime": rt.name}
+        try:
+            tensors.append(load_image(p, c, (h, w)))
+            readable.append(record)
+        except ImageError as e:
+            if strict:
+                raise
+            record["error"] = str(e)
+        records.append(record)
+    if tensors:
+        outputs = rt.run(preprocess(torch.stack(tensors), rt.info))
+        decoded = get_task(rt.info.task).decode(outputs, rt.info.class_names, top_k)  # the task reads the outputs
+        for record, top in zip(readable, decoded, strict=True):
+            record["top"] = top
+    return records

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,12 +36,23 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 # prefix -> (factory(name, *, input_shape, num_classes, **kw), lister(pattern) -> [(name, description)])
 _SOURCES: dict[str, tuple[Callable[..., nn.Module], Callable[[str], list[tuple[str, str]]]]] = {}
+_SOURCE_PLACES: dict[str, str] = {}  # prefix -> where it was registered (for the duplicate error)
+
+
+def _place(function: Callable) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
 
 
 def register_model(name: str, description: str, *, min_size: int = 1):
-    """Decorator for a built-in architecture: builder(*, input_shape, num_classes)."""
+    """Decorator for a built-in architecture: builder(*, input_shape, num_classes).
+
+    A name is registered once: a second registration raises ModelError (as torchvision's does).
+    """
 
     def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ModelError(f"model {name!r} is already registered (by {_place(_MODELS[name].builder)}); "
+                             f"{_place(builder)} cannot register it again: choose another name")
         _MODELS[name] = ModelEntry(name, description, builder, "builtin", min_size)
         return builder
 
@@ -47,7 +60,53 @@ def register_model(name: str, description: str, *, min_size: int = 1):
 
 
 def register_source(prefix: str, factory, lister) -> None:
+    """Plug in a source of models named `prefix:name`; a prefix is registered once (ModelError)."""
+    caller = sys._getframe(1)
+    place = f"{caller.f_globals.get('__name__', '?')} line {caller.f_lineno}"
+    if prefix in _SOURCES:
+        raise ModelError(f"model source {prefix!r} is already registered (by {_SOURCE_PLACES.get(prefix, '?')}); "
+                         f"{place} cannot register it again: choose another prefix")
     _SOURCES[prefix] = (factory, lister)
+    _SOURCE_PLACES[prefix] = place
+
+
+# The Python package a library source needs, and the cnnkit extra that installs it.
+_EXTRAS = {"timm": ("timm", "timm"), "hf-hub": ("timm", "timm"), "hf": ("transformers", "hf"),
+           "keras": ("keras", "keras")}
+
+
+def source_names() -> list[str]:
+    """Every source `cnnkit models --source` takes: builtin, then each registered prefix."""
+    return ["builtin", *_SOURCES]
+
+
+def source_prefixes() -> str:
+    """'tv:, timm:, hf:, ...': every registered prefix, for messages."""
+    return ", ".join(f"{p}:" for p in _SOURCES)
+
+
+def missing_extra(source: str | None) -> str | None:
+    """'timm models need the timm extra: ...' when the package behind `source` is not installed."""
+    import importlib.util
+
+    if source not in _EXTRAS:
+        return None
+    package, extra = _EXTRAS[source]
+    try:
+        if importlib.util.find_spec(package) is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    return f"{source} models need the {extra} extra: pip install 'cnnkit[{extra}]'"
+
+
+def check_source(source: str | None) -> None:
+    """None or a known source; anything else is a ModelError naming the valid ones."""
+    if source is None or source in source_names():
+        return
+    close = difflib.get_close_matches(source, source_names(), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ModelError(f"unknown model source {source!r}.{hint} The sources are: {', '.join(source_names())}")
 
 
 def list_models(pattern: str = "*", source: str | None = None,
@@ -56,7 +115,9 @@ def list_models(pattern: str = "*", source: str | None = None,
 
     A lister returns (name, description) or (name, description, has_pretrained_weights);
     `pretrained=True` keeps only the names that come with weights (False: only those without).
+    An unknown `source` is a ModelError that names the valid ones.
     """
+    check_source(source)
     rows = [(e.name, e.source, e.description) for e in _MODELS.values()
             if fnmatch.fnmatch(e.name, pattern) and source in (None, e.source) and not pretrained]
     for prefix, (_, lister) in _SOURCES.items():
@@ -97,6 +158,13 @@ def create_model(
         model = SpecNet(name, input_shape, num_classes=num_classes)
         model.cnnkit_arch = {"source": "spec", "name": model.spec}
         return model
+    prefix_match = re.match(r"([A-Za-z][\w.-]*):", name)
+    if prefix_match:
+        known = list(_SOURCES)
+        close = difflib.get_close_matches(prefix_match.group(1), known, n=1)
+        hint = f" Did you mean {close[0]}:?" if close else ""
+        raise ModelError(f"unknown model source {prefix_match.group(1)!r} in {name!r}.{hint} The source prefixes "
+                         f"are {source_prefixes()} (`cnnkit models --source NAME` lists each one's models)")
     close = difflib.get_close_matches(name, list(_MODELS), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ModelError(

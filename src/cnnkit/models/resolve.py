@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..nn.model import SpecNet
 from ..nn.spec import as_layers, looks_like_spec
 
@@ -40,13 +40,73 @@ def is_bundle_path(target: str) -> bool:
     return "/" in target or "\\" in target
 
 
+class LibraryClassifier(nn.Module):
+    """A transformers `*ForImageClassification` model as images -> logits (its own classifier on)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(pixel_values=x, return_dict=True).logits
+
+
+# Sources whose models come from a pretrained library: without --classes they keep the library's
+# own classifier (1,000 classes for an ImageNet model), as the library itself builds them.
+LIBRARY_PREFIXES = ("tv", "timm", "hf-hub", "hf", "keras")
+
+
+def library_model(prefix: str, name: str, input_shape: Shape) -> nn.Module:
+    """`prefix:name` as its library builds it, classifier included, random weights; the first
+    convolution takes `input_shape`'s channels.
+
+    Keras Applications are built without their top here (sources_keras loads them that way), so
+    a keras: model gets a 1,000-way linear classifier on its pooled features: Keras's own top for
+    the families whose top is pooling + Dense(1000) (ResNet, EfficientNet, DenseNet, ConvNeXt, ...),
+    not for VGG or MobileNet.
+    """
+    from .adapt import adapt_in_channels
+
+    c = input_shape[0]
+    if prefix == "tv":
+        from . import sources_torchvision
+
+        model, _ = sources_torchvision.build(name)
+        adapt_in_channels(model, c)
+    elif prefix in ("timm", "hf-hub"):
+        from . import sources_timm
+
+        timm = sources_timm._timm()
+        full = f"hf-hub:{name}" if prefix == "hf-hub" else name
+        if prefix == "timm" and not timm.is_model(name.split(".")[0]):
+            sources_timm.build(name, in_chans=c)  # raises its ModelError (with close names)
+        try:
+            model = timm.create_model(full, pretrained=False, in_chans=c)
+        except (OSError, RuntimeError, ValueError) as e:  # hf-hub: the config comes from the hub
+            raise ModelError(f"{prefix}:{name}: timm cannot build it here ({str(e).splitlines()[0][:200]})") from e
+    elif prefix == "hf":
+        from . import sources_hf
+
+        backbone, _ = sources_hf.build(name, in_chans=c)  # the full model, classifier still on
+        model = LibraryClassifier(backbone.model)
+    else:
+        from .registry import create_model
+
+        model = create_model(f"{prefix}:{name}", input_shape=input_shape, num_classes=1000)
+    if not hasattr(model, "cnnkit_arch"):
+        model.cnnkit_arch = {"source": prefix, "name": name}
+    return model
+
+
 def resolve_model(target: str, *, input_shape: str | Shape | None = None,
                   num_classes: int | None = None) -> tuple[nn.Module, Shape]:
     """(model, input shape) for a spec, a registry name or a bundle/run directory.
 
     A bundle brings its own input shape (an explicit one overrides it); a spec or a
     name needs one. A spec is built as written unless `num_classes` asks for a
-    classifier; a registry model gets `num_classes` or 10.
+    classifier. A model of a pretrained library (tv:, timm:, hf-hub:, hf:, keras:) is the
+    library's own, with its classifier (1,000 classes for ImageNet models), unless
+    `num_classes` asks for a new head; any other registry model gets `num_classes` or 10.
     """
     target = target.strip()
     if is_bundle_path(target):
@@ -63,4 +123,7 @@ def resolve_model(target: str, *, input_shape: str | Shape | None = None,
         return model, shape
     from .registry import create_model
 
+    prefix, _, name = target.partition(":")
+    if num_classes is None and name and prefix in LIBRARY_PREFIXES:
+        return library_model(prefix, name, shape), shape
     return create_model(target, input_shape=shape, num_classes=num_classes or 10), shape
