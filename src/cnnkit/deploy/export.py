@@ -57,7 +57,7 @@ def preprocessing(meta: BundleMeta) -> dict:
         "class_names": list(meta.class_names),
         "input_name": "input",
         "output": "logits",
-        "architecture": meta.architecture,
+        "architecture": meta.architecture.to_dict(),
         "layout": "NCHW",
     }
 

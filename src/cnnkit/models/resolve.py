@@ -8,13 +8,13 @@ directory. This lives in models/ because bundles do; nn/summary.py stays free of
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn.model import SpecNet
-from ..nn.spec import as_layers, looks_like_spec
+from ..nn.spec import looks_like_spec
+from .bundle import is_bundle_path, load_bundle
+from .registry import create_model, spec_model
 
 Shape = tuple[int, int, int]
 
@@ -31,15 +31,6 @@ def parse_input_shape(text: str | tuple | list) -> Shape:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-def is_bundle_path(target: str) -> bool:
-    """A folder on disk, or text that reads as a path; `source:name` (hf-hub:org/name) is a model."""
-    if Path(target).expanduser().exists():
-        return True
-    if re.match(r"[a-z][a-z0-9_-]*:", target, flags=re.IGNORECASE):
-        return False
-    return "/" in target or "\\" in target
-
-
 def resolve_model(target: str, *, input_shape: str | Shape | None = None,
                   num_classes: int | None = None) -> tuple[nn.Module, Shape]:
     """(model, input shape) for a spec, a registry name or a bundle/run directory.
@@ -49,18 +40,12 @@ def resolve_model(target: str, *, input_shape: str | Shape | None = None,
     classifier; a registry model gets `num_classes` or 10.
     """
     target = target.strip()
-    if is_bundle_path(target):
-        from .bundle import load_bundle
-
+    if is_bundle_path(target, found=False):  # a path that holds no bundle: load_bundle says what is wrong
         model, meta = load_bundle(target)
         return model, parse_input_shape(input_shape) if input_shape else tuple(meta.input_shape)
     if input_shape is None:
         raise ConfigError(f"give the image shape for {target!r} with --input CxHxW, e.g. --input 1x28x28")
     shape = parse_input_shape(input_shape)
     if looks_like_spec(target):
-        model = SpecNet(as_layers(target), shape, num_classes=num_classes)
-        model.cnnkit_arch = {"source": "spec", "name": model.spec}
-        return model, shape
-    from .registry import create_model
-
+        return spec_model(target, shape, num_classes), shape
     return create_model(target, input_shape=shape, num_classes=num_classes or 10), shape
