@@ -29,7 +29,7 @@ from cnnkit.models.registry import create_model
 
 
 def _meta(model, shape, classes):
-    return BundleMeta(getattr(model, "cnnkit_arch", {"source": "test"}), list(shape),
+    return BundleMeta(getattr(model, "cnnkit_arch", {"source": "test", "name": type(model).__name__}), list(shape),
                       [f"class{i}" for i in range(classes)], [0.5] * shape[0], [0.25] * shape[0])
 
 

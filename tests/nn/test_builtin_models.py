@@ -21,7 +21,7 @@ BUILTINS = ["simple-cnn", "lenet5", "tiny-vgg", "resnet-small"]
 def test_every_builtin_adapts_to_channels_classes_and_size(name, shape, classes):
     model = create_model(name, input_shape=shape, num_classes=classes)
     assert model(torch.randn(2, *shape)).shape == (2, classes)
-    assert model.cnnkit_arch["name"] == name
+    assert model.cnnkit_arch.name == name
     assert model.get_classifier().out_features == classes
     model.eval()
     x = torch.randn(2, *shape)

@@ -87,12 +87,12 @@ def test_each_family_loads_its_weights_adapts_grey_and_splits_in_order(family):
     prefix = f"model.{family}."
     snapshot, state = hf_cache(f"test/{family}", family)
     net, info = build_transfer(f"hf:test/{family}", input_shape=(1, 16, 16), num_classes=3, weights="imagenet")
-    assert info["loaded"] == f"hf:test/{family} pretrained weights from the Hugging Face cache (test/{family})"
+    assert info.loaded == f"hf:test/{family} pretrained weights from the Hugging Face cache (test/{family})"
     own = {f"{prefix}{k.removeprefix(f'{family}.')}": v for k, v in state.items() if k.startswith(family)}
     params = dict(net.backbone.named_parameters())
     buffers = dict(net.backbone.named_buffers())
     first = next(iter(params))  # the first convolution: filters summed over colour for grey images
-    assert params[first].shape[1] == 1 and "adapted_channels" in info
+    assert params[first].shape[1] == 1 and info.adapted_channels
     assert torch.allclose(params[first], own[first].sum(1, keepdim=True))
     original = transformers.AutoModelForImageClassification.from_pretrained(snapshot).eval()
     assert type(first_conv(net.backbone)[1]) is type(first_conv(original)[1])
@@ -108,8 +108,8 @@ def test_each_family_loads_its_weights_adapts_grey_and_splits_in_order(family):
     assert running or family in ("convnext", "convnextv2", "bit")  # LayerNorm / GroupNorm families
     assert not any("classifier" in n for n in net.backbone.state_dict())  # the old classifier is gone
     # The preprocessor's statistics (averaged for one channel) and its size; small images grow to 32x32.
-    assert info["mean"] == [pytest.approx(0.4)] and info["std"] == [pytest.approx(0.2)]
-    assert info["recommended_size"] == [160, 160] and info["resize"] == [32, 32]
+    assert info.mean == (pytest.approx(0.4),) and info.std == (pytest.approx(0.2),)
+    assert info.recommended_size == (160, 160) and info.resize == (32, 32)
     # Groups: stem, stages, top, head, in the order the parameters run from input to output.
     assert net.block_groups == FAMILIES[family][1]
     in_order = [p for _, names in net.groups for p in names]
@@ -153,7 +153,7 @@ def test_weights_from_a_save_pretrained_folder_a_file_and_hf_folder_names(tmp_pa
     model.save_pretrained(tmp_path / "saved")
     net, info = build_transfer("hf:facebook/convnext-tiny-224", input_shape=(3, 32, 32), num_classes=2,
                                weights=str(tmp_path / "saved"))
-    assert str(tmp_path / "saved") in info["loaded"] and info["mean"] == [0.485, 0.456, 0.406]
+    assert str(tmp_path / "saved") in info.loaded and info.mean == (0.485, 0.456, 0.406)
     assert torch.equal(net.backbone.model.convnext.embeddings.patch_embeddings.weight,
                        model.convnext.embeddings.patch_embeddings.weight)
     # The hub name is not cached: the run's bundle must rebuild the structure from the folder's config.
@@ -161,12 +161,12 @@ def test_weights_from_a_save_pretrained_folder_a_file_and_hf_folder_names(tmp_pa
                    weights=str(tmp_path / "saved"), strategy="full", epochs=1, batch_size=8,
                    out=str(tmp_path / "runs"), log=lambda *a: None, live=False)
     reloaded = cnnkit.load(run.run_dir / "best")
-    assert reloaded.cnnkit_arch["kwargs"]["base"]["name"] == str((tmp_path / "saved").resolve())
+    assert reloaded.cnnkit_arch.kwargs["base"]["name"] == str((tmp_path / "saved").resolve())
     # A bare .safetensors file: its config.json sits beside it here.
     file = tmp_path / "saved" / "model.safetensors"
     net, info = build_transfer("hf:facebook/convnext-tiny-224", input_shape=(3, 32, 32), num_classes=2,
                                weights=str(file))
-    assert str(file) in info["loaded"]
+    assert str(file) in info.loaded
     assert torch.equal(net.backbone.model.convnext.layernorm.weight, model.convnext.layernorm.weight)
     # The folder itself as the name: the structure rebuilds from it, as cnnkit.load needs.
     made = create_model(f"hf:{tmp_path / 'saved'}", input_shape=(3, 32, 32), num_classes=4, weights="imagenet")
@@ -175,7 +175,7 @@ def test_weights_from_a_save_pretrained_folder_a_file_and_hf_folder_names(tmp_pa
     hf_cache("test/regnet", "regnet", weights=False)
     assert (tmp_path / "elsewhere" / "models--test--regnet").is_dir()
     _, info = build_transfer("hf:test/regnet", input_shape=(3, 32, 32), num_classes=2)
-    assert "random weights" in info["loaded"] and info["mean"] is None
+    assert "random weights" in info.loaded and info.mean is None
     with pytest.raises(ModelError, match="not cached"):
         build_transfer("hf:test/regnet", input_shape=(3, 32, 32), num_classes=2, weights="imagenet")
 

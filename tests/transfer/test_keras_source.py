@@ -61,10 +61,10 @@ def test_keras_application_weights_from_file_and_fine_tune(tmp_path):
     saved = legacy_h5(tmp_path / "mnv2_no_top.h5")
     net, info = build_transfer(f"keras:{NAME}", input_shape=(1, 32, 32), num_classes=2,
                                weights=str(tmp_path / "mnv2_no_top.h5"))
-    assert str(tmp_path) in info["loaded"]
+    assert str(tmp_path) in info.loaded
     assert torch.equal(keras_weight(net, "Conv1", "kernel"), saved["Conv1/kernel"])
     assert torch.equal(keras_weight(net, "Conv_1_bn", "moving_variance"), saved["Conv_1_bn/moving_variance"])
-    assert info["mean"] == [0.5] and info["std"] == [0.5]  # MobileNetV2's 'tf' preprocessing: [-1, 1]
+    assert info.mean == (0.5,) and info.std == (0.5,)  # MobileNetV2's 'tf' preprocessing: [-1, 1]
     # Grey images repeated to RGB give what summing the first convolution's filters over colour gives.
     x = torch.rand(2, 1, 32, 32)
     net.eval()
@@ -116,7 +116,7 @@ def test_keras_imagenet_weights_come_from_keras_cache():
     saved = legacy_h5(path)
     try:
         net, info = build_transfer(f"keras:{NAME}", input_shape=(3, 32, 32), num_classes=3, weights="imagenet")
-        assert str(weights_dir()) in info["loaded"]
+        assert str(weights_dir()) in info.loaded
         assert torch.equal(keras_weight(net, "Conv1", "kernel"), saved["Conv1/kernel"])
     finally:
         path.unlink()
@@ -152,7 +152,7 @@ def test_keras_names_are_listed_and_checked():
                                              ("DenseNet121", 0.485, False)])
 def test_each_family_gets_its_own_preprocessing(name, mean, bgr):
     net, info = build_transfer(f"keras:{name}", input_shape=(3, 32, 32), num_classes=2)
-    assert info["mean"][0] == pytest.approx(mean) and net.backbone.bgr is bgr
+    assert info.mean[0] == pytest.approx(mean) and net.backbone.bgr is bgr
     net.eval()
     with torch.no_grad():
         assert net(torch.rand(2, 3, 32, 32)).shape == (2, 2)

@@ -39,11 +39,11 @@ def test_torchvision_weights_from_torch_home_and_finetune(monkeypatch, tmp_path)
     monkeypatch.setenv("CNNKIT_WEIGHTS_CHECK_HASH", "0")  # our random file cannot match the published sha256
     path, state = torchvision_checkpoint("resnet18")
     net, info = build_transfer("tv:resnet18", input_shape=(1, 32, 32), num_classes=2, weights="imagenet")
-    assert str(path) in info["loaded"]
+    assert str(path) in info.loaded
     # 1-channel data into the RGB network: the first conv's filters summed over colour, as timm does.
     assert torch.allclose(net.backbone.conv1.weight, state["conv1.weight"].sum(1, keepdim=True))
     assert torch.equal(net.backbone.layer4[1].bn2.running_var, state["layer4.1.bn2.running_var"])
-    assert info["mean"] == [pytest.approx(sum([0.485, 0.456, 0.406]) / 3)]  # the weights' own normalisation
+    assert info.mean == (pytest.approx(sum([0.485, 0.456, 0.406]) / 3),)  # the weights' own normalisation
     assert net.block_groups == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
     run = finetune("tv:resnet18", tiny_splits(8, shape=(1, 16, 16)), weights="imagenet",
                    strategy="feature-extractor", epochs=1, batch_size=8,
@@ -96,7 +96,7 @@ def test_timm_weights_from_hf_cache_and_finetune(tmp_path):
     _, state = timm_hf_cache("mobilenetv3_small_050.lamb_in1k")
     net, info = build_transfer("timm:mobilenetv3_small_050.lamb_in1k", input_shape=(1, 32, 32), num_classes=2,
                                weights="imagenet")
-    assert "timm/mobilenetv3_small_050.lamb_in1k" in info["loaded"]
+    assert "timm/mobilenetv3_small_050.lamb_in1k" in info.loaded
     assert torch.allclose(net.backbone.conv_stem.weight, state["conv_stem.weight"].sum(1, keepdim=True))
     assert net.block_groups[0].startswith("stem") and net.block_groups[-1] == "head" and len(net.block_groups) == 5
     run = finetune("timm:mobilenetv3_small_050.lamb_in1k", tiny_splits(8), weights="imagenet", strategy="freeze",
@@ -118,7 +118,7 @@ def test_timm_weights_from_a_local_file_and_missing_cache_message(tmp_path):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(file))
     net, info = build_transfer("timm:mobilenetv3_small_050", input_shape=(3, 32, 32), num_classes=4,
                                weights=str(file))
-    assert str(file) in info["loaded"]
+    assert str(file) in info.loaded
     assert torch.equal(net.backbone.conv_stem.weight, model.conv_stem.weight)
     with pytest.raises(ModelError, match=r"huggingface.co/timm/mobilenetv3_small_050.lamb_in1k.*refs/main"):
         build_transfer("timm:mobilenetv3_small_050", input_shape=(3, 32, 32), num_classes=4, weights="imagenet")
@@ -131,7 +131,7 @@ def test_bundle_as_source_resizes_and_reloads(tmp_path):
                                                       [0.5], [0.25], {"dataset": "fashion-mnist"}))
     net, info = build_transfer(str(tmp_path / "donor"), input_shape=(1, 8, 8), num_classes=2,
                                head="dense16,relu,dropout0.3")
-    assert info["resize"] == [28, 28] and info["mean"] == [0.5]
+    assert info.resize == (28, 28) and info.mean == (0.5,)
     assert torch.equal(net.backbone.layers.conv1.weight, donor.layers.conv1.weight)
     assert net.head.spec == "dense16,relu,dropout0.3,dense2"
     run = finetune(str(tmp_path / "donor"), data, strategy="full", head="dense16,relu", epochs=1, batch_size=8,
@@ -167,6 +167,6 @@ def test_weights_from_an_earlier_run_of_the_same_architecture(name, tmp_path):
                      out=str(tmp_path), name="first", log=lambda *a: None, live=False)
     donor = cnnkit.load(first.run_dir / "best")
     net, info = build_transfer(name, input_shape=(1, 32, 32), num_classes=3, weights=str(first.run_dir))
-    assert str(first.run_dir) in info["loaded"] and net.num_classes == 3
+    assert str(first.run_dir) in info.loaded and net.num_classes == 3
     mine, theirs = net.backbone.state_dict(), donor.backbone.state_dict()
     assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)

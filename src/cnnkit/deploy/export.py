@@ -60,7 +60,7 @@ def preprocessing(meta: BundleMeta) -> dict:
         "input_name": "input",
         "task": task.name,
         "output": task.output_names[0] if len(task.output_names) == 1 else list(task.output_names),
-        "architecture": meta.architecture,
+        "architecture": meta.architecture.to_dict(),
         "layout": "NCHW",
     }
 

@@ -13,23 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-try:
-    from ..nn.reference import conv2d_at
-except ImportError:  # an older checkout without the reference layers: the loop below does the same
-    conv2d_at = None
-
-
-@dataclass
-class Term:
-    channel: int
-    row: int  # in the unpadded input; outside 0..H-1 means a padding zero
-    col: int
-    pixel: float
-    weight: float
-
-    @property
-    def product(self) -> float:
-        return self.pixel * self.weight
+from ..nn.reference import Term, conv2d_at
+from ..nn.spec import pair
 
 
 @dataclass
@@ -39,7 +24,7 @@ class WorkedValue:
     col: int
     top: int  # where the kernel window starts in the input: row * stride - padding
     left: int
-    terms: list[Term] = field(default_factory=list)
+    terms: list[Term] = field(default_factory=list)  # the reference's multiplications, in window order
     bias: float = 0.0
 
     @property
@@ -47,38 +32,17 @@ class WorkedValue:
         return float(sum(t.product for t in self.terms) + self.bias)
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
-
-
 def work_conv_value(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, f: int, i: int, j: int,
                     *, stride=1, padding=0, dilation=1, groups: int = 1) -> WorkedValue:
     """Output value (filter f, row i, col j) of a 2-D convolution of x (C x H x W).
 
-    weight is F x C/groups x kh x kw, as in `nn.Conv2d.weight`.
+    weight is F x C/groups x kh x kw, as in `nn.Conv2d.weight`. The arithmetic is the layers'
+    own NumPy reference (`nn.reference.conv2d_at`); this adds where the window starts.
     """
-    x = np.asarray(x, dtype=np.float64)
-    weight = np.asarray(weight, dtype=np.float64)
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    top, left = i * sh - ph, j * sw - pw
-    worked = WorkedValue(f, i, j, top, left, bias=float(bias[f]) if bias is not None else 0.0)
-    if conv2d_at is not None:  # the layers' own NumPy reference, when this checkout has it
-        trace = conv2d_at(x, weight, bias, f, i, j, stride=(sh, sw), padding=(ph, pw),
-                          dilation=(dh, dw), groups=groups)
-        worked.terms = [Term(t.channel, t.row, t.col, t.pixel, t.weight) for t in trace.terms]
-        return worked
-    channels, height, width = x.shape
-    filters, per_group, kh, kw = weight.shape
-    group = f // (filters // groups)
-    for c in range(per_group):
-        channel = group * per_group + c
-        for u in range(kh):
-            for v in range(kw):
-                r, s = top + u * dh, left + v * dw
-                inside = 0 <= r < height and 0 <= s < width
-                worked.terms.append(Term(channel, r, s, float(x[channel, r, s]) if inside else 0.0,
-                                         float(weight[f, c, u, v])))
-    return worked
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    trace = conv2d_at(x, weight, bias, f, i, j, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
+                      groups=groups)
+    return WorkedValue(f, i, j, i * sh - ph, j * sw - pw, terms=list(trace.terms), bias=trace.bias)
 
 
 def conv_params(conv) -> dict:

@@ -6,7 +6,9 @@ it returns one feature vector per image) -> `head` (a fresh classifier for the
 new classes, optionally with extra layers written in the layer-spec language).
 
 The wrapper also knows the backbone's block groups (stem, stages..., head, in
-input-to-output order) that the transfer strategies freeze and unfreeze, and
+input-to-output order) that the transfer strategies freeze and unfreeze — asked
+of the backbone through `BackboneAdapter` (a library wrapper declares them; a
+plain torch module gets `StructuralAdapter`, which reads its layout) —, and
 its `train()` keeps the BatchNorm layers of frozen groups in eval mode, so their
 running statistics stay those of the pretraining data (fastai and Keras do the
 same: a frozen layer must not drift).
@@ -80,6 +82,11 @@ def adapt_conv_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
 
 
 def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    """(name, module) of the backbone's first convolution, as its adapter says."""
+    return adapter(model).cnnkit_first_conv()
+
+
+def _first_conv2d(model: nn.Module) -> tuple[str, nn.Conv2d]:
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
             return name, module
@@ -108,33 +115,6 @@ def adapt_in_channels(model: nn.Module, in_chans: int) -> str | None:
     return f"first convolution {name}: {old} -> {in_chans} input channels (filters summed/repeated as timm does)"
 
 
-def strip_classifier(model: nn.Module) -> tuple[int, str]:
-    """Replace the last classifier layer by Identity, so the model returns features; (num_features, name).
-
-    A library wrapper (sources_hf, sources_keras) brings its own `cnnkit_strip_classifier()`.
-    """
-    if hasattr(model, "cnnkit_strip_classifier"):
-        return model.cnnkit_strip_classifier()
-    if isinstance(model, SpecNet):
-        if model.classifier_name is None:
-            raise ModelError("the pretrained spec model has no dense classifier to replace")
-        name = model.classifier_name
-        num_features = model.layers._modules[name].in_features
-        model.layers._modules[name] = nn.Identity()
-        model.classifier_name = None
-        return num_features, f"layers.{name}"
-    if hasattr(model, "reset_classifier") and hasattr(model, "num_features") and hasattr(model, "pretrained_cfg"):
-        model.reset_classifier(0)  # timm: the pooled features come out of forward()
-        # MobileNetV3 & co. have a conv head after pooling: forward() then gives head_hidden_size features.
-        return int(getattr(model, "head_hidden_size", None) or model.num_features), "classifier"
-    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ModelError(f"{type(model).__name__} has no Linear classifier to replace")
-    name, last = linears[-1]
-    set_submodule(model, name, nn.Identity())
-    return last.in_features, name
-
-
 def _chunk(groups: list[tuple[str, list[str]]], most: int) -> list[tuple[str, list[str]]]:
     """Merge neighbouring groups so there are at most `most` (gradual unfreezing needs few stages)."""
     if len(groups) <= most:
@@ -161,72 +141,149 @@ def _label(names: list[str]) -> str:
     return f"{'.'.join(parts[0][:2])}..{'.'.join(parts[-1][:2])}"
 
 
-def backbone_groups(backbone: nn.Module) -> list[tuple[str, list[str]]]:
+# --------------------------------------------------------------- the backbone interface
+
+Groups = list[tuple[str, list[str]]]  # [(group name, [parameter names])], input to output
+
+
+class BackboneAdapter:
+    """What transfer learning asks of a backbone: declared by the backbone, not guessed from its structure.
+
+    A library wrapper (sources_hf.HFBackbone, sources_keras.KerasBackbone) implements it itself
+    (fastai's `model_meta`, timm's `pretrained_cfg` names); a plain torch module (torchvision,
+    timm, cnnkit's own nets) gets `StructuralAdapter`, which reads its structure.
+    """
+
+    def cnnkit_strip_classifier(self) -> tuple[int, str]:
+        """Take the classifier off, so that forward() returns features; (number of features, its name)."""
+        raise NotImplementedError
+
+    def cnnkit_groups(self) -> Groups:
+        """The block groups (stem, stages..., top) that the strategies freeze and unfreeze."""
+        raise NotImplementedError
+
+    def cnnkit_first_conv(self) -> tuple[str, nn.Conv2d]:
+        """(name, module) of the first convolution, whose input channels adapt to the data."""
+        return _first_conv2d(self)
+
+
+def adapter(model: nn.Module) -> BackboneAdapter:
+    """The model's own adapter when it has one, else the structural one."""
+    return model if isinstance(model, BackboneAdapter) else StructuralAdapter(model)
+
+
+def strip_classifier(model: nn.Module) -> tuple[int, str]:
+    """Replace the classifier by Identity, so the model returns features; (num_features, name)."""
+    return adapter(model).cnnkit_strip_classifier()
+
+
+def backbone_groups(backbone: nn.Module) -> Groups:
     """Block groups of a backbone, input to output: [(group name, [parameter names])]."""
-    named = [n for n, p in backbone.named_parameters()]
-    groups: list[tuple[str, list[str]]] = []
-    if hasattr(backbone, "cnnkit_groups"):  # a library wrapper (sources_hf, sources_keras) knows its stages
+    if isinstance(backbone, BackboneAdapter):
         return _chunk(backbone.cnnkit_groups(), 6)
-    if hasattr(backbone, "group_matcher") and hasattr(backbone, "pretrained_cfg"):  # timm's own split
-        from timm.models import group_parameters
+    return StructuralAdapter(backbone).cnnkit_groups()  # (merges its groups itself, where it should)
 
-        grouped = group_parameters(backbone, backbone.group_matcher(coarse=True))
-        for ordinal, names in grouped.items():
-            label = "stem" if ordinal == 0 and len(grouped) > 1 else _label(names)
-            groups.append((label, list(names)))
-        return _chunk(groups, 6)
-    if isinstance(backbone, TransferNet):  # a fine-tuned model transferred again: its own groups
-        present = set(named)
-        return [("old-head" if n == "head" else n, [p for p in ps if p in present]) for n, ps in backbone.groups
-                if any(p in present for p in ps)]  # what is left of its head (extra layers) stays a group
-    if isinstance(backbone, SpecNet):  # one group per conv block (conv, bn, relu, pool), cut after each pool
-        current: list[str] = []
-        label: list[str] = []
-        for child, module in backbone.layers.named_children():
-            names = [f"layers.{child}.{n}" for n, _ in module.named_parameters()]
-            current += names
-            if names:
-                label = label[:1] + [child]
-            if "pool" in type(module).__name__.lower() and current:
-                groups.append((f"{label[0]}..{child}", current))
-                current, label = [], []
-        if current:
-            groups.append((label[0] if len(label) == 1 or label[0] == label[-1] else f"{label[0]}..{label[-1]}",
-                           current))
-        return _chunk(groups, 6)
-    declared = getattr(backbone, "block_groups", None)
-    if declared:  # built-ins such as resnet-small: stem, layer1, ... (names or lists of names)
-        for entry in declared:
-            children = [entry] if isinstance(entry, str) else list(entry)
-            prefixes = tuple(f"{c}." for c in children) + tuple(f"layers.{c}." for c in children)
-            names = [n for n in named if n.startswith(prefixes)]
-            if names:
-                groups.append(("+".join(children), names))
-        if groups:
+
+class StructuralAdapter(BackboneAdapter):
+    """The one structural fallback, for plain torch modules: timm's own metadata where it has it,
+    cnnkit's nets (SpecNet, a TransferNet transferred again, built-ins' `block_groups`), else the
+    torchvision layout (ResNet's conv1/bn1 stem and layers, or one big `features` Sequential)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def cnnkit_first_conv(self) -> tuple[str, nn.Conv2d]:
+        return _first_conv2d(self.model)
+
+    def cnnkit_strip_classifier(self) -> tuple[int, str]:
+        model = self.model
+        if isinstance(model, SpecNet):
+            if model.classifier_name is None:
+                raise ModelError("the pretrained spec model has no dense classifier to replace")
+            name = model.classifier_name
+            num_features = model.layers._modules[name].in_features
+            model.layers._modules[name] = nn.Identity()
+            model.classifier_name = None
+            return num_features, f"layers.{name}"
+        if _is_timm(model) and hasattr(model, "reset_classifier") and hasattr(model, "num_features"):
+            model.reset_classifier(0)  # timm: the pooled features come out of forward()
+            # MobileNetV3 & co. have a conv head after pooling: forward() then gives head_hidden_size features.
+            return int(getattr(model, "head_hidden_size", None) or model.num_features), "classifier"
+        linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ModelError(f"{type(model).__name__} has no Linear classifier to replace")
+        name, last = linears[-1]
+        set_submodule(model, name, nn.Identity())
+        return last.in_features, name
+
+    def cnnkit_groups(self) -> Groups:
+        backbone = self.model
+        named = [n for n, p in backbone.named_parameters()]
+        groups: Groups = []
+        if _is_timm(backbone) and hasattr(backbone, "group_matcher"):  # timm's own split
+            from timm.models import group_parameters
+
+            grouped = group_parameters(backbone, backbone.group_matcher(coarse=True))
+            for ordinal, names in grouped.items():
+                label = "stem" if ordinal == 0 and len(grouped) > 1 else _label(names)
+                groups.append((label, list(names)))
             return _chunk(groups, 6)
-    # torchvision and the like: top-level children, expanding one big `features` Sequential.
-    children = list(backbone.named_children())
-    if {"conv1", "bn1"} <= {n for n, _ in children}:  # ResNet family: conv1/bn1 stem, layer1..4
-        stem = [n for n in named if n.split(".")[0] in ("conv1", "bn1")]
-        groups.append(("stem", stem))
-        for child, _ in children:
-            names = [n for n in named if n.split(".")[0] == child and child not in ("conv1", "bn1")]
-            if names:
-                groups.append((child, names))
-        return groups
-    for child, module in children:
-        sub = list(module.named_children())
-        if isinstance(module, nn.Sequential) and len(sub) > 2 and child == "features":
-            for grandchild, _ in sub:
-                names = [n for n in named if n.startswith(f"{child}.{grandchild}.")]
+        if isinstance(backbone, TransferNet):  # a fine-tuned model transferred again: its own groups
+            present = set(named)
+            return [("old-head" if n == "head" else n, [p for p in ps if p in present]) for n, ps in backbone.groups
+                    if any(p in present for p in ps)]  # what is left of its head (extra layers) stays a group
+        if isinstance(backbone, SpecNet):  # one group per conv block (conv, bn, relu, pool), cut after each pool
+            current: list[str] = []
+            label: list[str] = []
+            for child, module in backbone.layers.named_children():
+                names = [f"layers.{child}.{n}" for n, _ in module.named_parameters()]
+                current += names
                 if names:
-                    groups.append((f"{child}.{grandchild}", names))
-        else:
-            names = [n for n in named if n.split(".")[0] == child]
-            if names:
-                groups.append((child, names))
-    return _chunk(groups, 6)
+                    label = label[:1] + [child]
+                if "pool" in type(module).__name__.lower() and current:
+                    groups.append((f"{label[0]}..{child}", current))
+                    current, label = [], []
+            if current:
+                groups.append((label[0] if len(label) == 1 or label[0] == label[-1] else f"{label[0]}..{label[-1]}",
+                               current))
+            return _chunk(groups, 6)
+        declared = getattr(backbone, "block_groups", None)
+        if declared:  # built-ins such as resnet-small: stem, layer1, ... (names or lists of names)
+            for entry in declared:
+                children = [entry] if isinstance(entry, str) else list(entry)
+                prefixes = tuple(f"{c}." for c in children) + tuple(f"layers.{c}." for c in children)
+                names = [n for n in named if n.startswith(prefixes)]
+                if names:
+                    groups.append(("+".join(children), names))
+            if groups:
+                return _chunk(groups, 6)
+        # torchvision and the like: top-level children, expanding one big `features` Sequential.
+        children = list(backbone.named_children())
+        if {"conv1", "bn1"} <= {n for n, _ in children}:  # ResNet family: conv1/bn1 stem, layer1..4
+            stem = [n for n in named if n.split(".")[0] in ("conv1", "bn1")]
+            groups.append(("stem", stem))
+            for child, _ in children:
+                names = [n for n in named if n.split(".")[0] == child and child not in ("conv1", "bn1")]
+                if names:
+                    groups.append((child, names))
+            return groups
+        for child, module in children:
+            sub = list(module.named_children())
+            if isinstance(module, nn.Sequential) and len(sub) > 2 and child == "features":
+                for grandchild, _ in sub:
+                    names = [n for n in named if n.startswith(f"{child}.{grandchild}.")]
+                    if names:
+                        groups.append((f"{child}.{grandchild}", names))
+            else:
+                names = [n for n in named if n.split(".")[0] == child]
+                if names:
+                    groups.append((child, names))
+        return _chunk(groups, 6)
 
+
+def _is_timm(model: nn.Module) -> bool:
+    """A timm model: it carries its pretrained_cfg (and timm's reset_classifier / group_matcher)."""
+    return hasattr(model, "pretrained_cfg")
 
 class TransferNet(nn.Module):
     """resize -> pretrained backbone (classifier removed) -> new head. See the module docstring."""

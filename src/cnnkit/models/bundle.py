@@ -10,6 +10,7 @@ last, so a folder without it is an unfinished bundle.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from torch import nn
 
 from ..errors import BundleError
 from ..fileio import atomic_path, read_json, write_json
+from .records import ArchRecord
 from .registry import rebuild
 
 FORMAT = "cnnkit-bundle"
@@ -30,7 +32,7 @@ WEIGHTS, META = "model.safetensors", "cnnkit.json"
 
 @dataclass
 class BundleMeta:
-    architecture: dict[str, Any]
+    architecture: ArchRecord  # stored as its to_dict(); a dict given here is read with from_dict
     input_shape: list[int]  # C, H, W the model was trained on
     class_names: list[str]
     mean: list[float]
@@ -39,6 +41,9 @@ class BundleMeta:
     task: str = "classification"  # what the outputs mean (cnnkit/tasks/); bundles without it are classifiers
     format: str = FORMAT
     version: int = VERSION
+
+    def __post_init__(self) -> None:
+        self.architecture = ArchRecord.from_dict(self.architecture)
 
     @property
     def in_channels(self) -> int:
@@ -52,7 +57,7 @@ class BundleMeta:
 def save_bundle(model: nn.Module, folder: str | Path, meta: BundleMeta) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in _plain_state(model).items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT})
     _write_meta(folder, meta)
@@ -61,16 +66,23 @@ def save_bundle(model: nn.Module, folder: str | Path, meta: BundleMeta) -> Path:
 
 def _write_meta(folder: Path, meta: BundleMeta) -> None:
     data = asdict(meta)
+    data["architecture"] = meta.architecture.to_dict()
     data["in_channels"] = meta.in_channels
     data["num_classes"] = meta.num_classes
     write_json(folder / META, data)
 
 
-def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without the wrappers torch.compile and DDP add to names."""
-    inner = getattr(model, "_orig_mod", model)
-    inner = getattr(inner, "module", inner) if isinstance(inner, nn.parallel.DistributedDataParallel) else inner
-    return inner.state_dict()
+def unwrap(model: Any) -> nn.Module:
+    """The model inside the wrappers that rename its state dict: torch.compile (`_orig_mod`), DDP
+    (`.module`) and an EMA holder (train/ema.py's ModelEma: not a Module, the average at `.module`)."""
+    while True:
+        if isinstance(model, nn.Module) and "_orig_mod" in model._modules:
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel) or (
+                not isinstance(model, nn.Module) and isinstance(getattr(model, "module", None), nn.Module)):
+            model = model.module
+        else:
+            return model
 
 
 def find_bundle(path: str | Path) -> Path:
@@ -92,6 +104,27 @@ def set_summary(folder: Path, summary: dict[str, Any]) -> None:
     _write_meta(folder, meta)
 
 
+def is_bundle_path(target: str | Path, *, found: bool = True) -> bool:
+    """Whether `target` names a bundle (or a run directory with one) rather than a model name or a spec.
+
+    found=True: find_bundle finds a bundle there (a weights file or a folder without cnnkit.json is
+    not one). found=False: it reads as a path, a bundle or not, so that load_bundle can say what is
+    wrong with it: it exists, or it has a slash and no `source:` prefix (hf-hub:org/name is a model).
+    """
+    if found:
+        try:
+            find_bundle(target)
+        except BundleError:
+            return False
+        return True
+    text = str(target)
+    if Path(text).expanduser().exists():
+        return True
+    if re.match(r"[a-z][a-z0-9_-]*:", text, flags=re.IGNORECASE):
+        return False
+    return "/" in text or "\\" in text
+
+
 def read_meta(folder: Path) -> BundleMeta:
     try:
         data = read_json(folder / META)
@@ -103,14 +136,11 @@ def read_meta(folder: Path) -> BundleMeta:
         raise BundleError(f"{folder} was written by a newer cnnkit (bundle version {data['version']}); upgrade cnnkit")
     fields = {k: data[k] for k in BundleMeta.__dataclass_fields__ if k in data}
     try:
-        meta = BundleMeta(**fields)
+        return BundleMeta(**fields)
     except TypeError as e:
         raise BundleError(f"{folder / META} lacks a field: {e}") from e
-    arch = meta.architecture
-    if not (isinstance(arch, dict) and isinstance(arch.get("source"), str) and isinstance(arch.get("name"), str)):
-        raise BundleError(f"{folder / META}: its architecture must be a record with a source and a name, "
-                          f"not {arch!r}; the bundle is damaged")
-    return meta
+    except BundleError as e:  # the architecture record
+        raise BundleError(f"{folder / META}: {e}; the bundle is damaged") from e
 
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, BundleMeta]:

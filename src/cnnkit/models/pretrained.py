@@ -5,8 +5,9 @@
 the new data needs — a first convolution adapted to the data's channels, a
 resize to the size the backbone expects, a new head for the new classes. It
 returns a `TransferNet` whose `cnnkit_arch` record lets `cnnkit.load` rebuild
-the same structure from a bundle alone (source `transfer`), plus an `info` dict
-that says what was loaded, removed and added, and the normalisation to use.
+the same structure from a bundle alone (source `transfer`), plus a `TransferPlan`
+(models/records.py) that says what was loaded, removed and added, and the
+normalisation to use.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from torch import nn
 
 from ..errors import BundleError, ModelError
 from . import sources_torchvision
-from .adapt import TransferNet, adapt_in_channels, strip_classifier
-from .bundle import META, find_bundle, load_bundle, read_meta
+from .adapt import TransferNet, adapt_in_channels, first_conv, strip_classifier
+from .bundle import META, find_bundle, is_bundle_path, load_bundle, read_meta
+from .records import ArchRecord, PretrainedInfo, TransferPlan
 from .registry import register_source
 
 Shape = tuple[int, int, int]
 
-# Sources whose `build(name, *, in_chans, weights) -> (backbone, info)` loads the weights through the
+# Sources whose `build(name, *, in_chans, weights) -> (backbone, PretrainedInfo)` loads the weights through the
 # library's own mechanism and adapts the first convolution itself; `lister(pattern)` feeds `cnnkit
 # models`. Imported on first use: each library is an optional extra.
 LIBRARY_SOURCES = {"timm": "sources_timm", "hf": "sources_hf", "keras": "sources_keras"}
@@ -38,22 +40,13 @@ def library(source: str):
     return importlib.import_module(f".{LIBRARY_SOURCES[source]}", __package__)
 
 
-def is_bundle_path(model: str) -> bool:
-    """`model` names a bundle or a run directory with one (find_bundle finds it)."""
-    try:
-        find_bundle(model)
-    except BundleError:
-        return False
-    return True
-
-
 def base_record(model: str) -> dict[str, Any]:
     """Where the backbone comes from: {"source": tv|timm|bundle, ...}."""
     model = model.strip()
     if is_bundle_path(model):
         folder = find_bundle(model)
         meta = read_meta(folder)
-        return {"source": "bundle", "path": str(folder), "arch": meta.architecture,
+        return {"source": "bundle", "path": str(folder), "arch": meta.architecture.to_dict(),
                 "input_shape": list(meta.input_shape), "num_classes": meta.num_classes}
     prefix, _, name = model.partition(":")
     if prefix == "tv":
@@ -112,7 +105,7 @@ def load_partial(model: nn.Module, state: dict[str, torch.Tensor], origin: str) 
     return sorted(set(state) - set(fits))
 
 
-def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Module, dict]:
+def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Module, PretrainedInfo]:
     """The pretrained network (classifier still on), first conv for `in_chans` channels; (model, info)."""
     source = base["source"]
     if source == "bundle":
@@ -120,31 +113,31 @@ def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Mod
             raise ModelError("--weights is for tv:/timm: models; a run directory or bundle brings its own weights")
         if "path" in base:
             model, meta = load_bundle(base["path"])
-            info = {"loaded": f"the cnnkit bundle {base['path']} ({meta.architecture.get('name')}, "
-                              f"{meta.summary.get('dataset', '?')}, test accuracy {meta.summary.get('test_accuracy', '?')})",
-                    "mean": list(meta.mean), "std": list(meta.std), "min_size": list(meta.input_shape[1:]),
-                    "recommended_size": list(meta.input_shape[1:]), "exact_size": True}
+            size = tuple(meta.input_shape[1:])
+            info = PretrainedInfo(f"the cnnkit bundle {base['path']} ({meta.architecture.name}, "
+                                  f"{meta.summary.get('dataset', '?')}, test accuracy "
+                                  f"{meta.summary.get('test_accuracy', '?')})",
+                                  mean=tuple(meta.mean), std=tuple(meta.std), min_size=size, recommended_size=size,
+                                  exact_size=True)
         else:  # rebuilding a saved transfer model: the structure only, the weights come from its bundle
             from .registry import rebuild
 
             model = rebuild(base["arch"], input_shape=tuple(base["input_shape"]), num_classes=base["num_classes"])
-            info = {"loaded": "structure only", "min_size": list(base["input_shape"][1:]), "exact_size": True}
+            info = PretrainedInfo("structure only", min_size=tuple(base["input_shape"][1:]), exact_size=True)
         model.train()
     elif source == "tv":
         path = _weights_file(weights)
         model, info = sources_torchvision.build(base["name"], weights=None if path else weights)
         if path:
             skipped = load_partial(model, load_state_file(path), str(path))
-            info = {"loaded": f"tv:{base['name']} weights from {path}"
-                              + (f" (left out: {', '.join(skipped[:4])})" if skipped else "")}
+            info = PretrainedInfo(f"tv:{base['name']} weights from {path}"
+                                  + (f" (left out: {', '.join(skipped[:4])})" if skipped else ""))
     elif source in LIBRARY_SOURCES:
         return library(source).build(base["name"], in_chans=in_chans, weights=weights or None)
     else:
         raise ModelError(f"unknown pretrained source {source!r}")
     adapted = adapt_in_channels(model, in_chans)
-    if adapted:
-        info["adapted_channels"] = adapted
-    return model, info
+    return model, info.replace(adapted_channels=adapted) if adapted else info
 
 
 def _weights_file(weights: str | None) -> Path | None:
@@ -158,18 +151,18 @@ def _weights_file(weights: str | None) -> Path | None:
     return None  # a torchvision weights enum member such as IMAGENET1K_V2
 
 
-def _channel_stats(values: list[float] | None, channels: int) -> list[float] | None:
+def _channel_stats(values: tuple[float, ...] | None, channels: int) -> tuple[float, ...] | None:
     if values is None:
         return None
     if len(values) == channels:
-        return list(values)
+        return tuple(values)
     mean = sum(values) / len(values)  # a grey image into an RGB network: the average of the channels
-    return [mean] * channels
+    return (mean,) * channels
 
 
 def build_transfer(model: str, *, input_shape: Shape, num_classes: int, weights: str | None = None,
-                   head: str | None = None, input_size: int | None = None) -> tuple[TransferNet, dict]:
-    """Load `model` (tv:/timm:/hf-hub: name, run directory or bundle) and adapt it to the data; (net, info)."""
+                   head: str | None = None, input_size: int | None = None) -> tuple[TransferNet, TransferPlan]:
+    """Load `model` (tv:/timm:/hf-hub: name, run directory or bundle) and adapt it to the data; (net, plan)."""
     c, h, w = input_shape
     base = base_record(model)
     if base["source"] == "bundle" and weights and is_bundle_path(weights):
@@ -180,29 +173,33 @@ def build_transfer(model: str, *, input_shape: Shape, num_classes: int, weights:
         donor = trained.backbone if isinstance(trained, TransferNet) else trained
         backbone, info = _backbone(base, in_chans=c, weights=None)
         skipped = load_partial(backbone, donor.state_dict(), str(folder))
-        info["loaded"] = f"{model} weights from the run {folder}" + (f" (left out {len(skipped)})" if skipped else "")
+        info = info.replace(loaded=f"{model} weights from the run {folder}"
+                            + (f" (left out {len(skipped)})" if skipped else ""))
     else:
         backbone, info = _backbone(base, in_chans=c, weights=weights)
+    if info.first_conv is None:
+        try:
+            info = info.replace(first_conv=first_conv(backbone)[0])
+        except ModelError:  # a Keras backbone: its convolutions are Keras layers
+            pass
     num_features, removed = strip_classifier(backbone)
-    info["removed"] = removed
+    if info.classifier is None:
+        info = info.replace(classifier=removed)
     resize = None
     if input_size:
         resize = [int(input_size), int(input_size)]
-    elif info.get("exact_size") and list(info["min_size"]) != [h, w]:
-        resize = list(info["min_size"])  # a cnnkit spec model has dense layers sized for its input
-    elif info.get("min_size") and (h < info["min_size"][0] or w < info["min_size"][1]):
-        resize = list(info["min_size"])
+    elif info.exact_size and list(info.min_size) != [h, w]:
+        resize = list(info.min_size)  # a cnnkit spec model has dense layers sized for its input
+    elif info.min_size and (h < info.min_size[0] or w < info.min_size[1]):
+        resize = list(info.min_size)
     net = TransferNet(backbone, num_features, num_classes, head=head, resize=tuple(resize) if resize else None)
     record_base = {k: v for k, v in base.items() if k != "path"}
-    if info.get("rebuild_name"):  # the architecture came from a local folder (hf: --weights FOLDER)
-        record_base["name"] = info.pop("rebuild_name")
-    net.cnnkit_arch = {"source": "transfer", "name": model,
-                       "kwargs": {"base": record_base, "in_chans": c, "head": head, "resize": resize}}
-    info["resize"] = resize
-    info["mean"] = _channel_stats(info.get("mean"), c)
-    info["std"] = _channel_stats(info.get("std"), c)
-    info["num_features"] = num_features
-    return net, info
+    if info.rebuild_name:  # the architecture came from a local folder (hf: --weights FOLDER)
+        record_base["name"] = info.rebuild_name
+    net.cnnkit_arch = ArchRecord.transfer(model, base=record_base, in_chans=c, head=head, resize=resize)
+    return net, TransferPlan(info, num_features=num_features, removed=removed,
+                             resize=tuple(resize) if resize else None,
+                             mean=_channel_stats(info.mean, c), std=_channel_stats(info.std, c))
 
 
 def _transfer_factory(name: str, *, input_shape: Shape, num_classes: int, base: dict, in_chans: int,
@@ -241,7 +238,7 @@ def runs_lister(pattern: str) -> list[tuple[str, str, bool]]:
         except BundleError:
             continue
         acc = meta.summary.get("test_accuracy")
-        rows.append((str(folder), f"cnnkit run: {meta.architecture.get('name')} on {meta.summary.get('dataset', '?')}"
+        rows.append((str(folder), f"cnnkit run: {meta.architecture.name} on {meta.summary.get('dataset', '?')}"
                      + (f", test accuracy {acc:.4f}" if isinstance(acc, float) else ""), True))
     return rows
 

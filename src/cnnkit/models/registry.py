@@ -2,8 +2,8 @@
 
 Built-in architectures register with `@register_model`; other sources (torchvision,
 timm, saved bundles) plug in through `register_source` with a name prefix
-(`tv:resnet18`, `timm:resnet18.a1_in1k`). Every model carries `cnnkit_arch`, the
-plain-data record a bundle stores to rebuild it without pickle.
+(`tv:resnet18`, `timm:resnet18.a1_in1k`). Every model carries `cnnkit_arch`, an
+`ArchRecord` (models/records.py) that a bundle stores to rebuild it without pickle.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import ModelError, ShapeError
 from ..nn.model import SpecNet
 from ..nn.spec import looks_like_spec
+from .records import ArchRecord
 
 Shape = tuple[int, int, int]
 
@@ -145,19 +146,17 @@ def create_model(
             raise ShapeError(f"{name} needs images of at least {entry.min_size}x{entry.min_size}, not "
                              f"{input_shape[1]}x{input_shape[2]}; resize the data or pick a model made for "
                              "small images")
-        model.cnnkit_arch = {"source": "builtin", "name": name, "kwargs": kwargs}
+        model.cnnkit_arch = ArchRecord("builtin", name, kwargs)
         return model
     prefix = name.split(":", 1)[0] if ":" in name else None
     if prefix in _SOURCES:
         model = _SOURCES[prefix][0](name.split(":", 1)[1], input_shape=tuple(input_shape),
                                     num_classes=num_classes, **kwargs)
         if not hasattr(model, "cnnkit_arch"):  # a source may record its own (pretrained models do)
-            model.cnnkit_arch = {"source": prefix, "name": name.split(":", 1)[1], "kwargs": kwargs}
+            model.cnnkit_arch = ArchRecord(prefix, name.split(":", 1)[1], kwargs)
         return model
     if looks_like_spec(name):
-        model = SpecNet(name, input_shape, num_classes=num_classes)
-        model.cnnkit_arch = {"source": "spec", "name": model.spec}
-        return model
+        return spec_model(name, input_shape, num_classes)
     prefix_match = re.match(r"([A-Za-z][\w.-]*):", name)
     if prefix_match:
         known = list(_SOURCES)
@@ -173,14 +172,21 @@ def create_model(
     )
 
 
-def rebuild(arch: dict, *, input_shape: Shape, num_classes: int) -> nn.Module:
-    """Rebuild a model from the `cnnkit_arch` record stored in a bundle."""
-    source, name = arch.get("source"), arch.get("name")
+def spec_model(spec: str, input_shape: Shape, num_classes: int | None) -> SpecNet:
+    """A layer spec as a model, with its record (num_classes=None: built as written)."""
+    model = SpecNet(spec, input_shape, num_classes=num_classes)
+    model.cnnkit_arch = ArchRecord.spec(model.spec)
+    return model
+
+
+def rebuild(arch: ArchRecord | dict, *, input_shape: Shape, num_classes: int) -> nn.Module:
+    """Rebuild a model from the `cnnkit_arch` record stored in a bundle (the record or its JSON)."""
+    arch = ArchRecord.from_dict(arch)
+    source, name, kwargs = arch.source, arch.name, arch.kwargs or {}
     if source == "spec":
         return create_model(name, input_shape=input_shape, num_classes=num_classes)
     if source == "builtin":
-        return create_model(name, input_shape=input_shape, num_classes=num_classes, **arch.get("kwargs", {}))
+        return create_model(name, input_shape=input_shape, num_classes=num_classes, **kwargs)
     if source in _SOURCES:
-        return create_model(f"{source}:{name}", input_shape=input_shape, num_classes=num_classes,
-                            **arch.get("kwargs", {}))
+        return create_model(f"{source}:{name}", input_shape=input_shape, num_classes=num_classes, **kwargs)
     raise ModelError(f"bundle names an unknown model source {source!r}; is an optional extra missing?")

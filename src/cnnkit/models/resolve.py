@@ -8,13 +8,14 @@ directory. This lives in models/ because bundles do; nn/summary.py stays free of
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from torch import nn
 
 from ..errors import ConfigError, ModelError
-from ..nn.model import SpecNet
-from ..nn.spec import as_layers, looks_like_spec
+from ..nn.spec import looks_like_spec
+from .bundle import is_bundle_path, load_bundle
+from .records import ArchRecord
+from .registry import create_model, spec_model
 
 Shape = tuple[int, int, int]
 
@@ -29,15 +30,6 @@ def parse_input_shape(text: str | tuple | list) -> Shape:
         raise ConfigError(f"input shape {text!r} is not CxHxW; write channels x height x width, e.g. 1x28x28 "
                           "or 3x32x32")
     return int(parts[0]), int(parts[1]), int(parts[2])
-
-
-def is_bundle_path(target: str) -> bool:
-    """A folder on disk, or text that reads as a path; `source:name` (hf-hub:org/name) is a model."""
-    if Path(target).expanduser().exists():
-        return True
-    if re.match(r"[a-z][a-z0-9_-]*:", target, flags=re.IGNORECASE):
-        return False
-    return "/" in target or "\\" in target
 
 
 class LibraryClassifier(nn.Module):
@@ -94,7 +86,7 @@ def library_model(prefix: str, name: str, input_shape: Shape) -> nn.Module:
 
         model = create_model(f"{prefix}:{name}", input_shape=input_shape, num_classes=1000)
     if not hasattr(model, "cnnkit_arch"):
-        model.cnnkit_arch = {"source": prefix, "name": name}
+        model.cnnkit_arch = ArchRecord(prefix, name)
     return model
 
 
@@ -109,20 +101,14 @@ def resolve_model(target: str, *, input_shape: str | Shape | None = None,
     `num_classes` asks for a new head; any other registry model gets `num_classes` or 10.
     """
     target = target.strip()
-    if is_bundle_path(target):
-        from .bundle import load_bundle
-
+    if is_bundle_path(target, found=False):  # a path that holds no bundle: load_bundle says what is wrong
         model, meta = load_bundle(target)
         return model, parse_input_shape(input_shape) if input_shape else tuple(meta.input_shape)
     if input_shape is None:
         raise ConfigError(f"give the image shape for {target!r} with --input CxHxW, e.g. --input 1x28x28")
     shape = parse_input_shape(input_shape)
     if looks_like_spec(target):
-        model = SpecNet(as_layers(target), shape, num_classes=num_classes)
-        model.cnnkit_arch = {"source": "spec", "name": model.spec}
-        return model, shape
-    from .registry import create_model
-
+        return spec_model(target, shape, num_classes), shape
     prefix, _, name = target.partition(":")
     if num_classes is None and name and prefix in LIBRARY_PREFIXES:
         return library_model(prefix, name, shape), shape

@@ -9,8 +9,8 @@ fine-tuned model from its bundle, offline.
 
 `HFBackbone` wraps the `*ForImageClassification` model so that it looks like
 the other backbones: forward(images) -> one pooled feature vector per image,
-`cnnkit_strip_classifier()` and `cnnkit_groups()` (stem, stages by resolution,
-top) for the transfer strategies. transformers is imported only here, on use:
+and implements adapt.BackboneAdapter: `cnnkit_strip_classifier()` and
+`cnnkit_groups()` (stem, stages by resolution, top) for the transfer strategies. transformers is imported only here, on use:
 it takes seconds.
 """
 
@@ -27,14 +27,16 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .adapt import adapt_in_channels, first_conv
+from ..nn.spec import pair
+from .adapt import BackboneAdapter, adapt_in_channels, first_conv
+from .records import PretrainedInfo
 from .sources_timm import hf_cache_hint, hub_cache
 
 PREFIX = "hf"
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # Every family here downsamples 32 times; ConvNeXt's strided 2x2 convolutions fail on a 1x1 map, so
 # smaller images are resized up to this (on the batch, inside the model).
-MIN_SIZE = [32, 32]
+MIN_SIZE = (32, 32)
 # The transformers model types whose base model is a CNN ending in a pooled feature vector.
 CNN_TYPES = {"resnet", "convnext", "convnextv2", "mobilenet_v1", "mobilenet_v2", "efficientnet", "regnet",
              "bit"}
@@ -103,7 +105,7 @@ def cache_hint(hub_id: str) -> str:
 
 # --------------------------------------------------------------- the wrapper
 
-class HFBackbone(nn.Module):
+class HFBackbone(BackboneAdapter, nn.Module):
     """A transformers `*ForImageClassification` CNN as a backbone: images -> pooled features (N, F)."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -125,7 +127,7 @@ class HFBackbone(nn.Module):
         else:  # num_labels=0: the classifier is already an Identity; measure the features
             with torch.no_grad():
                 was = self.training
-                num_features = self.eval()(torch.zeros(1, first_conv(self)[1].in_channels, 64, 64)).shape[1]
+                num_features = self.eval()(torch.zeros(1, self.cnnkit_first_conv()[1].in_channels, 64, 64)).shape[1]
                 self.train(was)
         self.model.classifier = nn.Identity()
         return int(num_features), "classifier"
@@ -144,7 +146,7 @@ class HFBackbone(nn.Module):
         else:  # MobileNet/EfficientNet: a flat list of blocks, a new stage wherever the resolution halves
             stage_of, current = [], 0
             for i, block in enumerate(blocks):
-                if i and any(isinstance(m, nn.Conv2d) and max(_pair(m.stride)) > 1 for m in block.modules()):
+                if i and any(isinstance(m, nn.Conv2d) and max(pair(m.stride)) > 1 for m in block.modules()):
                     current += 1
                 stage_of.append(current)
         groups: dict[str, list[str]] = {"stem": []}
@@ -156,10 +158,6 @@ class HFBackbone(nn.Module):
             else:
                 groups.setdefault("top", []).append(name)
         return [(label, names) for label, names in groups.items() if names]
-
-
-def _pair(value) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
 def _body(base: nn.Module) -> tuple[list[nn.Module], bool]:
@@ -223,8 +221,8 @@ def _preprocessing(name: str, folder: Path | None, config) -> dict:
         size = [size["height"], size["width"]] if "height" in size else [size.get("shortest_edge", 224)] * 2
     elif isinstance(size, int):
         size = [size, size]
-    return {"mean": list(pre.get("image_mean", IMAGENET_MEAN)), "std": list(pre.get("image_std", IMAGENET_STD)),
-            "min_size": list(MIN_SIZE), "recommended_size": [int(s) for s in size]}
+    return {"mean": tuple(pre.get("image_mean", IMAGENET_MEAN)), "std": tuple(pre.get("image_std", IMAGENET_STD)),
+            "recommended_size": tuple(int(s) for s in size)}
 
 
 def _load_file(model: nn.Module, path: Path) -> list[str]:
@@ -240,14 +238,14 @@ def _load_file(model: nn.Module, path: Path) -> list[str]:
     return load_partial(model, state, str(path))
 
 
-def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, dict]:
+def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, PretrainedInfo]:
     """`hf:ORG/NAME` (or hf:FOLDER) as an HFBackbone, first conv for `in_chans`; (backbone, info)."""
     transformers = _transformers()
     with _quiet(transformers):
         return _build(transformers, name, in_chans=in_chans, weights=weights)
 
 
-def _build(transformers, name: str, *, in_chans: int, weights: str | None) -> tuple[nn.Module, dict]:
+def _build(transformers, name: str, *, in_chans: int, weights: str | None) -> tuple[nn.Module, PretrainedInfo]:
     local = Path(name).expanduser()
     folder = local if local.is_dir() else None  # hf:./saved_pretrained_folder
     path = None
@@ -287,12 +285,9 @@ def _build(transformers, name: str, *, in_chans: int, weights: str | None) -> tu
         loaded = f"hf:{name} with random weights (no --weights given)"
     backbone = HFBackbone(model.float())
     # No weights, no normalisation or training size of theirs to follow; the smallest input still holds.
-    info = {"loaded": loaded, **(_preprocessing(name, config_folder, config) if weights else {})}
-    info["min_size"] = list(MIN_SIZE)
+    preprocessing = _preprocessing(name, config_folder, config) if weights else {}
     adapted = _set_in_channels(backbone, in_chans)
-    if adapted:
-        info["adapted_channels"] = adapted
-    if config_folder is not None and config_folder != folder:
-        # The config came with --weights: a bundle must rebuild from that folder (hf:FOLDER), not from `name`.
-        info["rebuild_name"] = str(config_folder.resolve())
-    return backbone, info
+    # The config came with --weights: a bundle must rebuild from that folder (hf:FOLDER), not from `name`.
+    rebuild_name = str(config_folder.resolve()) if config_folder is not None and config_folder != folder else None
+    return backbone, PretrainedInfo(loaded, min_size=MIN_SIZE, adapted_channels=adapted,
+                                    rebuild_name=rebuild_name, **preprocessing)

@@ -37,6 +37,8 @@ from torch import nn
 
 from ..data.sources import offline
 from ..errors import ModelError
+from .adapt import BackboneAdapter
+from .records import PretrainedInfo
 
 PREFIX = "keras"
 
@@ -161,7 +163,7 @@ def lister(pattern: str) -> list[tuple[str, str, bool]]:
             or fnmatch.fnmatchcase(r[0][len(PREFIX) + 1:].lower(), pattern)]
 
 
-class KerasBackbone(nn.Module):
+class KerasBackbone(BackboneAdapter, nn.Module):
     """A Keras Application (include_top=False, global average pooling) as an NCHW -> features module."""
 
     def __init__(self, model, *, name: str, in_chans: int, bgr: bool) -> None:
@@ -277,7 +279,7 @@ def _offline_error(name: str, url: str | None, reason: str) -> ModelError:
                       f"({reason}). {hint}, or pass --weights PATH to a no-top .h5 weights file")
 
 
-def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, dict]:
+def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, PretrainedInfo]:
     """A Keras Application without its top, as a KerasBackbone for `in_chans` channels; (model, info)."""
     mode, smallest, size = family(name)
     if in_chans not in (1, 3):
@@ -317,13 +319,12 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
         raise _offline_error(name, url.group(0) if url else None, reason) from e
     mean, std, bgr = PREPROCESS[mode]
     backbone = KerasBackbone(model, name=name, in_chans=in_chans, bgr=bgr and in_chans == 3)
-    info: dict = {"loaded": f"keras:{name} with random weights (no --weights given)",
-                  "mean": list(mean), "std": list(std), "min_size": [smallest, smallest],
-                  "recommended_size": [size, size]}
-    if weights:
-        where = source or f"Keras's cache ({weights_dir()})"
-        info["loaded"] = f"keras:{name} ImageNet weights from {where}"
+    where = source or f"Keras's cache ({weights_dir()})"
+    loaded = f"keras:{name} ImageNet weights from {where}" if weights else \
+        f"keras:{name} with random weights (no --weights given)"
+    adapted = None
     if in_chans == 1:
-        info["adapted_channels"] = ("grey images repeated to the 3 channels the first convolution takes "
-                                    "(the same as summing its filters over colour)")
-    return backbone, info
+        adapted = ("grey images repeated to the 3 channels the first convolution takes "
+                   "(the same as summing its filters over colour)")
+    return backbone, PretrainedInfo(loaded, mean=tuple(mean), std=tuple(std), min_size=(smallest, smallest),
+                                    recommended_size=(size, size), adapted_channels=adapted)

@@ -15,6 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ModelError
+from .records import PretrainedInfo
 
 PREFIX = "timm"
 
@@ -55,7 +56,7 @@ def hf_cache_hint(hub_id: str, files: str = "model.safetensors") -> str:
             f"`huggingface-cli download {hub_id}` with huggingface_hub before 1.0)")
 
 
-def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, dict]:
+def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, PretrainedInfo]:
     """A timm model without classifier (num_classes=0), first conv for `in_chans`; (model, info)."""
     timm = _timm()
     arch = name.removeprefix("hf-hub:")
@@ -87,11 +88,12 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
                          f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}). {hint}; "
                          f"or pass --weights PATH ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
     cfg = model.pretrained_cfg
-    info: dict = {"loaded": f"timm:{name} with random weights (no --weights given)"}
-    if weights:
-        where = source or f"the Hugging Face cache ({cfg.get('hf_hub_id')})"
-        info = {"loaded": f"timm:{name} pretrained weights from {where}",
-                "mean": list(cfg.get("mean", (0.485, 0.456, 0.406))), "std": list(cfg.get("std", (0.229, 0.224, 0.225))),
-                "min_size": [1, 1] if not cfg.get("fixed_input_size") else list(cfg["input_size"][1:]),
-                "recommended_size": list(cfg.get("input_size", (3, 224, 224))[1:])}
-    return model, info
+    names = {"first_conv": cfg.get("first_conv"), "classifier": cfg.get("classifier")}
+    if not weights:
+        return model, PretrainedInfo(f"timm:{name} with random weights (no --weights given)", **names)
+    where = source or f"the Hugging Face cache ({cfg.get('hf_hub_id')})"
+    return model, PretrainedInfo(
+        f"timm:{name} pretrained weights from {where}",
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))), std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+        min_size=(1, 1) if not cfg.get("fixed_input_size") else tuple(cfg["input_size"][1:]),
+        recommended_size=tuple(cfg.get("input_size", (3, 224, 224))[1:]), **names)

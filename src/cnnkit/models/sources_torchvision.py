@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data.sources import offline
 from ..errors import ModelError
+from .records import PretrainedInfo
 
 PREFIX = "tv"
 IMAGENET = ("imagenet", "default", "pretrained", "DEFAULT")
@@ -107,8 +108,8 @@ def load_weights(name: str, which: str) -> tuple[dict[str, torch.Tensor], Any]:
     return state, w
 
 
-def build(name: str, *, weights: str | None = None) -> tuple[nn.Module, dict]:
-    """A torchvision model, with pretrained weights if asked; (model, info with mean/std/sizes)."""
+def build(name: str, *, weights: str | None = None) -> tuple[nn.Module, PretrainedInfo]:
+    """A torchvision model, with pretrained weights if asked; (model, what its weights enum says)."""
     import torchvision.models as tvm
 
     if name not in _names():
@@ -119,17 +120,13 @@ def build(name: str, *, weights: str | None = None) -> tuple[nn.Module, dict]:
                          + (f"; did you mean {', '.join(close)}?" if close else "; `cnnkit models --source tv` lists them"))
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     model = tvm.get_model(name, weights=None, **kwargs)
-    info: dict = {"loaded": f"tv:{name} with random weights (no --weights given)"}
-    if weights:
-        state, w = load_weights(name, weights)
-        state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.") and not k.startswith("aux")}
-        model.load_state_dict(state)
-        t = w.transforms()
-        info = {
-            "loaded": f"tv:{name} weights {w} from {cache_path(w.url)}",
-            "mean": list(t.mean), "std": list(t.std),
-            "min_size": list(w.meta.get("min_size", (1, 1))), "recommended_size": list(t.crop_size) * 2
-            if len(t.crop_size) == 1 else list(t.crop_size),
-            "url": w.url,
-        }
-    return model, info
+    if not weights:
+        return model, PretrainedInfo(f"tv:{name} with random weights (no --weights given)")
+    state, w = load_weights(name, weights)
+    state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.") and not k.startswith("aux")}
+    model.load_state_dict(state)
+    t = w.transforms()
+    crop = tuple(t.crop_size) * 2 if len(t.crop_size) == 1 else tuple(t.crop_size)
+    return model, PretrainedInfo(f"tv:{name} weights {w} from {cache_path(w.url)}", mean=tuple(t.mean),
+                                 std=tuple(t.std), min_size=tuple(w.meta.get("min_size", (1, 1))),
+                                 recommended_size=crop, url=w.url)

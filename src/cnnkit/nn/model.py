@@ -25,9 +25,9 @@ from .spec import (
     Layer,
     Pool,
     Shape,
-    _pair,
     as_layers,
     infer_shapes,
+    pair,
     to_text,
 )
 
@@ -43,8 +43,8 @@ def make_module(layer: Layer, in_shape: Shape) -> nn.Module:
         top, bottom, left, right = layer.paddings(in_shape[1], in_shape[2])
         symmetric = top == bottom and left == right
         conv = nn.Conv2d(
-            in_shape[0], layer.filters, _pair(layer.kernel), stride=_pair(layer.stride),
-            padding=(top, left) if symmetric else 0, dilation=_pair(layer.dilation),
+            in_shape[0], layer.filters, pair(layer.kernel), stride=pair(layer.stride),
+            padding=(top, left) if symmetric else 0, dilation=pair(layer.dilation),
             groups=layer.groups, bias=layer.bias,
         )
         if symmetric:
@@ -60,7 +60,7 @@ def make_module(layer: Layer, in_shape: Shape) -> nn.Module:
     if isinstance(layer, Pool):
         cls = nn.MaxPool2d if layer.op == "max" else nn.AvgPool2d
         kwargs = {} if layer.op == "max" else {"count_include_pad": False}
-        return cls(_pair(layer.size), stride=layer.stride_pair, padding=_pair(layer.padding), **kwargs)
+        return cls(pair(layer.size), stride=layer.stride_pair, padding=pair(layer.padding), **kwargs)
     if isinstance(layer, GlobalPool):
         pool = nn.AdaptiveAvgPool2d(1) if layer.op == "avg" else nn.AdaptiveMaxPool2d(1)
         return nn.Sequential(OrderedDict(pool=pool, flatten=nn.Flatten()))

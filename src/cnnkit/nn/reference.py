@@ -28,25 +28,21 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .spec import conv_output_size, same_padding
+from .spec import conv_output_size, pair, same_padding
 
 Padding = int | tuple[int, int] | tuple[int, int, int, int] | str
 
 
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
-
-
 def paddings(padding: Padding, h: int, w: int, kernel, stride=1, dilation=1) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) for `padding` = "valid", "same", p, (ph, pw) or all four."""
-    (kh, kw), (sh, sw), (dh, dw) = _pair(kernel), _pair(stride), _pair(dilation)
+    (kh, kw), (sh, sw), (dh, dw) = pair(kernel), pair(stride), pair(dilation)
     if padding == "valid":
         return 0, 0, 0, 0
     if padding == "same":  # as Keras: ceil(n / s) outputs, the odd pixel of padding goes after
         return (*same_padding(h, kh, sh, dh), *same_padding(w, kw, sw, dw))
     if isinstance(padding, (tuple, list)) and len(padding) == 4:
         return tuple(int(p) for p in padding)  # type: ignore[return-value]
-    ph, pw = _pair(padding)
+    ph, pw = pair(padding)
     return ph, ph, pw, pw
 
 
@@ -64,7 +60,7 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, st
     x, weight = np.asarray(x, np.float64), np.asarray(weight, np.float64)
     n, _, h, w = x.shape
     filters, group_channels, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     top, bottom, left, right = paddings(padding, h, w, (kh, kw), (sh, sw), (dh, dw))
     xp = pad2d(x, top, bottom, left, right)
     # The output-size formula, with the padding already added to the image.
@@ -90,7 +86,7 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, st
 
 def _windows(xp: np.ndarray, kernel, stride, dilation) -> np.ndarray:
     """Every window of a padded batch as an array N x C x OH x OW x KH x KW (a view, no copy)."""
-    (kh, kw), (sh, sw), (dh, dw) = _pair(kernel), _pair(stride), _pair(dilation)
+    (kh, kw), (sh, sw), (dh, dw) = pair(kernel), pair(stride), pair(dilation)
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # the window's extent with dilation
     view = sliding_window_view(xp, (span_h, span_w), axis=(2, 3))
     return view[:, :, ::sh, ::sw, ::dh, ::dw]
@@ -172,7 +168,7 @@ def conv2d_at(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, out_ch
         x = x[0]
     _, h, w = x.shape
     filters, group_channels, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
     top, bottom, left, right = paddings(padding, h, w, (kh, kw), (sh, sw), (dh, dw))
     oh = conv_output_size(h + top + bottom, kh, sh, 0, dh)
     ow = conv_output_size(w + left + right, kw, sw, 0, dw)
@@ -209,9 +205,9 @@ def avg_pool2d(x: np.ndarray, size=2, stride=None, padding=0, count_include_pad:
 def _pool_loops(x, size, stride, padding, op, count_include_pad=False) -> np.ndarray:
     x = np.asarray(x, np.float64)
     n, c, h, w = x.shape
-    (kh, kw) = _pair(size)
-    (sh, sw) = _pair(size if stride is None else stride)
-    (ph, pw) = _pair(padding)
+    (kh, kw) = pair(size)
+    (sh, sw) = pair(size if stride is None else stride)
+    (ph, pw) = pair(padding)
     oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
     out = np.zeros((n, c, oh, ow))
     for b in range(n):
@@ -233,18 +229,18 @@ def _pool_loops(x, size, stride, padding, op, count_include_pad=False) -> np.nda
 
 def max_pool2d_fast(x: np.ndarray, size=2, stride=None, padding=0) -> np.ndarray:
     x = np.asarray(x, np.float64)
-    (ph, pw) = _pair(padding)
+    (ph, pw) = pair(padding)
     xp = pad2d(x, ph, ph, pw, pw, value=-np.inf)
     return _windows(xp, size, size if stride is None else stride, 1).max(axis=(-2, -1))
 
 
 def avg_pool2d_fast(x: np.ndarray, size=2, stride=None, padding=0, count_include_pad: bool = False) -> np.ndarray:
     x = np.asarray(x, np.float64)
-    (ph, pw) = _pair(padding)
+    (ph, pw) = pair(padding)
     stride = size if stride is None else stride
     sums = _windows(pad2d(x, ph, ph, pw, pw), size, stride, 1).sum(axis=(-2, -1))
     if count_include_pad:
-        return sums / (_pair(size)[0] * _pair(size)[1])
+        return sums / (pair(size)[0] * pair(size)[1])
     ones = pad2d(np.ones((1, 1, *x.shape[2:])), ph, ph, pw, pw)  # 1 where a real pixel is
     return sums / _windows(ones, size, stride, 1).sum(axis=(-2, -1))
 

@@ -46,7 +46,8 @@ def _int(v: Any) -> int:
     return int(v)
 
 
-def _pair(v: int | tuple[int, int] | list[int]) -> Pair:
+def pair(v: int | tuple[int, int] | list[int]) -> Pair:
+    """(height, width) from one whole number or two: the kernel, stride, padding... of a 2-D layer."""
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise SpecError(f"expected one number or two (height, width), got {v!r}")
@@ -61,7 +62,7 @@ def _fmt_pair(p: Pair) -> str:
 def _norm(v: int | tuple[int, int] | list[int]) -> int | Pair:
     """One canonical value per size, so that spec -> text -> spec gives equal layers:
     (3, 3) and [3, 3] become 3, (3, 5) stays a tuple."""
-    h, w = _pair(v)
+    h, w = pair(v)
     return h if h == w else (h, w)
 
 
@@ -130,28 +131,28 @@ class Conv(Layer):
         if self.filters < 1:
             raise SpecError(f"conv needs at least one filter, got {self.filters}")
         for name in ("kernel", "stride", "dilation"):
-            if min(_pair(getattr(self, name))) < 1:
+            if min(pair(getattr(self, name))) < 1:
                 raise SpecError(f"conv {name} must be >= 1, got {getattr(self, name)!r}")
             _set(self, name, _norm(getattr(self, name)))
         if isinstance(self.padding, str) and self.padding not in ("same", "valid"):
             raise SpecError(f"conv padding must be same, valid or a number, got {self.padding!r}")
         if not isinstance(self.padding, str):
-            if min(_pair(self.padding)) < 0:
+            if min(pair(self.padding)) < 0:
                 raise SpecError(f"conv padding must be >= 0, got {self.padding!r}")
-            _set(self, "padding", "valid" if _pair(self.padding) == (0, 0) else _norm(self.padding))
+            _set(self, "padding", "valid" if pair(self.padding) == (0, 0) else _norm(self.padding))
         if self.groups < 1 or self.filters % self.groups:
             raise SpecError(f"conv filters ({self.filters}) must be a multiple of groups ({self.groups})")
 
     def token(self) -> str:
-        t = f"conv{self.filters}-{_fmt_pair(_pair(self.kernel))}"
-        if _pair(self.stride) != (1, 1):
-            t += f"-s{_fmt_pair(_pair(self.stride))}"
+        t = f"conv{self.filters}-{_fmt_pair(pair(self.kernel))}"
+        if pair(self.stride) != (1, 1):
+            t += f"-s{_fmt_pair(pair(self.stride))}"
         if isinstance(self.padding, str):
             t += "-same" if self.padding == "same" else ""
-        elif _pair(self.padding) != (0, 0):
-            t += f"-p{_fmt_pair(_pair(self.padding))}"
-        if _pair(self.dilation) != (1, 1):
-            t += f"-d{_fmt_pair(_pair(self.dilation))}"
+        elif pair(self.padding) != (0, 0):
+            t += f"-p{_fmt_pair(pair(self.padding))}"
+        if pair(self.dilation) != (1, 1):
+            t += f"-d{_fmt_pair(pair(self.dilation))}"
         if self.groups != 1:
             t += f"-g{self.groups}"
         if not self.bias:
@@ -160,12 +161,12 @@ class Conv(Layer):
 
     def paddings(self, h: int, w: int) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) padding for an input of h x w."""
-        (kh, kw), (sh, sw), (dh, dw) = _pair(self.kernel), _pair(self.stride), _pair(self.dilation)
+        (kh, kw), (sh, sw), (dh, dw) = pair(self.kernel), pair(self.stride), pair(self.dilation)
         if self.padding == "same":
             return (*same_padding(h, kh, sh, dh), *same_padding(w, kw, sw, dw))
         if self.padding == "valid":
             return 0, 0, 0, 0
-        ph, pw = _pair(self.padding)
+        ph, pw = pair(self.padding)
         return ph, ph, pw, pw
 
     def output_shape(self, shape: Shape, index: int) -> Shape:
@@ -174,7 +175,7 @@ class Conv(Layer):
             raise ShapeError(f"layer {index} ({self.token()}): {c} input channels are not divisible "
                              f"by groups={self.groups}")
         top, bottom, left, right = self.paddings(h, w)
-        (kh, kw), (sh, sw), (dh, dw) = _pair(self.kernel), _pair(self.stride), _pair(self.dilation)
+        (kh, kw), (sh, sw), (dh, dw) = pair(self.kernel), pair(self.stride), pair(self.dilation)
         oh = _checked_size(self, index, "height", h, kh, sh, top + bottom, dh)
         ow = _checked_size(self, index, "width", w, kw, sw, left + right, dw)
         return self.filters, oh, ow
@@ -212,32 +213,32 @@ class Pool(Layer):
     def __post_init__(self) -> None:
         if self.op not in ("max", "avg"):
             raise SpecError(f"pool op must be max or avg, got {self.op!r}")
-        if min(_pair(self.size)) < 1 or (self.stride is not None and min(_pair(self.stride)) < 1):
+        if min(pair(self.size)) < 1 or (self.stride is not None and min(pair(self.stride)) < 1):
             raise SpecError(f"{self.op}pool size and stride must be >= 1")
-        if min(_pair(self.padding)) < 0:
+        if min(pair(self.padding)) < 0:
             raise SpecError(f"{self.op}pool padding must be >= 0, got {self.padding!r}")
-        if any(2 * p > k for p, k in zip(_pair(self.padding), _pair(self.size), strict=True)):
+        if any(2 * p > k for p, k in zip(pair(self.padding), pair(self.size), strict=True)):
             raise SpecError(f"{self.op}pool padding must be at most half the window, as in PyTorch")
         _set(self, "size", _norm(self.size))
         _set(self, "padding", _norm(self.padding))
         if self.stride is not None:  # a stride equal to the window is the default: store None
-            _set(self, "stride", None if _pair(self.stride) == _pair(self.size) else _norm(self.stride))
+            _set(self, "stride", None if pair(self.stride) == pair(self.size) else _norm(self.stride))
 
     @property
     def stride_pair(self) -> Pair:
-        return _pair(self.size if self.stride is None else self.stride)
+        return pair(self.size if self.stride is None else self.stride)
 
     def token(self) -> str:
-        t = f"{self.op}pool{_fmt_pair(_pair(self.size))}"
-        if self.stride is not None and _pair(self.stride) != _pair(self.size):
-            t += f"-s{_fmt_pair(_pair(self.stride))}"
-        if _pair(self.padding) != (0, 0):
-            t += f"-p{_fmt_pair(_pair(self.padding))}"
+        t = f"{self.op}pool{_fmt_pair(pair(self.size))}"
+        if self.stride is not None and pair(self.stride) != pair(self.size):
+            t += f"-s{_fmt_pair(pair(self.stride))}"
+        if pair(self.padding) != (0, 0):
+            t += f"-p{_fmt_pair(pair(self.padding))}"
         return t
 
     def output_shape(self, shape: Shape, index: int) -> Shape:
         c, h, w = _image_shape(shape, self, index)
-        (kh, kw), (sh, sw), (ph, pw) = _pair(self.size), self.stride_pair, _pair(self.padding)
+        (kh, kw), (sh, sw), (ph, pw) = pair(self.size), self.stride_pair, pair(self.padding)
         return (c, _checked_size(self, index, "height", h, kh, sh, 2 * ph, 1),
                 _checked_size(self, index, "width", w, kw, sw, 2 * pw, 1))
 

@@ -12,24 +12,19 @@ import pickle
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..errors import TrainingError
 from ..fileio import atomic_path
+from ..models.bundle import unwrap
 
 VERSION = 1
-
-
-def _inner(model: nn.Module) -> nn.Module:
-    model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state, ema=None) -> None:
     """Write everything `--resume` needs to one file; a crash leaves the previous file intact."""
     payload = {
         "version": VERSION,
-        "model": _inner(model).state_dict(),
+        "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
@@ -63,7 +58,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, ema=None, p
 
     payload = payload if payload is not None else read_checkpoint(path)
     try:
-        _inner(model).load_state_dict(payload["model"])
+        unwrap(model).load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise TrainingError(f"{path} does not match this model or optimizer ({str(e).splitlines()[0]}); "

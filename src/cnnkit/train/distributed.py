@@ -401,10 +401,10 @@ class _KillAt:
 
 def weights_digest(model: nn.Module) -> str:
     """sha256 over the state dict (names, dtypes, shapes, bytes): equal iff the weights are identical."""
-    from ..models.bundle import _plain_state
+    from ..models.bundle import unwrap
 
     h = hashlib.sha256()
-    for name, t in sorted(_plain_state(model).items()):
+    for name, t in sorted(unwrap(model).state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())

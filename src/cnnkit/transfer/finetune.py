@@ -183,25 +183,25 @@ def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, ru
         if not resume:
             discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
         raise
-    if info.get("mean"):
-        splits = dataclasses.replace(splits, mean=tuple(info["mean"]), std=tuple(info["std"]))
-    added = [f"new head `{net.head.spec}` for {splits.num_classes} classes on {info['num_features']} features "
-             f"(the old classifier `{info['removed']}` removed)"]
-    if info.get("adapted_channels"):
-        added.append(info["adapted_channels"])
-    if info.get("resize"):
+    if info.mean:
+        splits = dataclasses.replace(splits, mean=info.mean, std=info.std)
+    added = [f"new head `{net.head.spec}` for {splits.num_classes} classes on {info.num_features} features "
+             f"(the old classifier `{info.removed}` removed)"]
+    if info.adapted_channels:
+        added.append(info.adapted_channels)
+    if info.resize:
         added.append(f"resize {splits.input_shape[1]}x{splits.input_shape[2]} -> "
-                     f"{info['resize'][0]}x{info['resize'][1]} on the batch, inside the model")
-    if info.get("recommended_size") and not info.get("exact_size") and info.get("resize") != info["recommended_size"]:
-        added.append(f"(the weights were trained at {info['recommended_size'][0]}x{info['recommended_size'][1]}; "
-                     f"--input-size {info['recommended_size'][0]} matches them, at a cost in time)")
+                     f"{info.resize[0]}x{info.resize[1]} on the batch, inside the model")
+    if info.recommended_size and not info.exact_size and info.resize != info.recommended_size:
+        added.append(f"(the weights were trained at {info.recommended_size[0]}x{info.recommended_size[1]}; "
+                     f"--input-size {info.recommended_size[0]} matches them, at a cost in time)")
     norm = (f"normalised with the model's own mean {[round(v, 4) for v in splits.mean]} / std "
-            f"{[round(v, 4) for v in splits.std]}" if info.get("mean") else "normalised with the data's mean/std")
+            f"{[round(v, 4) for v in splits.std]}" if info.mean else "normalised with the data's mean/std")
     steps: list[tuple[str, str]] = [
-        ("Step 1: load the pretrained model", f"{info['loaded']}; {norm}."),
+        ("Step 1: load the pretrained model", f"{info.loaded}; {norm}."),
         ("Step 3: add new layers", "\n".join(f"- {a}" for a in added)),
     ]
-    log(f"step 1, load: {info['loaded']}")
+    log(f"step 1, load: {info.loaded}")
     for a in added:
         log(f"step 3, add: {a}")
 
@@ -215,7 +215,7 @@ def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, ru
     trainable, frozen = parameter_counts(net)
     return finish_run(result, log=log, sections=steps,
                       extra_summary={"strategy": strategy + (f" ({classifier})" if classifier else ""),
-                                     "pretrained": info["loaded"], "transfer": dataclasses.asdict(options),
+                                     "pretrained": info.loaded, "transfer": dataclasses.asdict(options),
                                      "final_trainable_parameters": trainable, "final_frozen_parameters": frozen})
 
 
@@ -236,7 +236,7 @@ def finetune_summary(model: str, data: str | DataSplits = "digits", *, strategy:
                                weights=weights, head=head, input_size=input_size)
     stages = plan(strategy, net.block_groups, epochs=epochs, lr=lr, lr_ratio=lr_ratio,
                   freeze_until=freeze_until, freeze_epochs=freeze_epochs)
-    parts = [f"{info['loaded']}; block groups: {', '.join(net.block_groups)}"]
+    parts = [f"{info.loaded}; block groups: {', '.join(net.block_groups)}"]
     for i, stage in enumerate(stages, start=1):
         net.set_trainable(stage.trainable)
         net.train()
