@@ -137,13 +137,17 @@ def _datasets_setup(p):
 @command("datasets", "the datasets of the guide, by level, and where each stands here", _datasets_setup)
 def _datasets_run(args) -> int:
     from .data import catalog_view
+    from .train.recipes import augmentation  # what training uses: the recipe states it
+
 
     if args.action == "list":
-        print(json.dumps(catalog_view.records(args.level), indent=2) if args.json else catalog_view.table(args.level))
+        print(json.dumps(catalog_view.records(args.level, augmentation), indent=2) if args.json
+              else catalog_view.table(args.level))
     elif not args.name:
         raise CnnkitError(f"`cnnkit datasets {args.action}` needs a dataset name")
     elif args.action == "info":
-        print(json.dumps(catalog_view.record(args.name), indent=2) if args.json else catalog_view.info(args.name))
+        print(json.dumps(catalog_view.record(args.name, augmentation), indent=2) if args.json
+              else catalog_view.info(args.name, augmentation))
     else:
         print(catalog_view.show(args.name, args.out, per_class=args.per_class))
     return 0
