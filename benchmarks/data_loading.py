@@ -36,6 +36,11 @@ print(json.dumps({"seconds": s, "train": len(d.train), "val": len(d.val), "test"
 """
 
 
+# The preset the augmented rate is measured with (the catalog record used to carry it; the
+# recipes now state augmentation, and Fashion-MNIST's default recipe trains without any).
+AUGMENT = "crop-flip"
+
+
 def _cpu_model() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -113,7 +118,7 @@ def main() -> None:
         data = load_dataset("fashion-mnist")
         warms.append(time.perf_counter() - t)
     kw = dict(batch_size=args.batch_size, mean=data.mean, std=data.std, shuffle=True)
-    aug = TensorLoader(data.train, augment=get_augment(data.augment), **kw)
+    aug = TensorLoader(data.train, augment=get_augment(AUGMENT), **kw)
     plain = TensorLoader(data.train, **kw)
     rates_aug, rates_plain = [], []
     for _ in range(args.repeats):  # interleaved, so machine load hits both alike
@@ -145,7 +150,7 @@ def main() -> None:
         "tensor_loader_plain_images_per_second": round(max(rates_plain)),
         "dataloader_per_sample_v2_images_per_second": round(rate_torch),
         "batch_size": args.batch_size,
-        "augment": data.augment,
+        "augment": AUGMENT,
     }
     if args.folder_images:
         result.update(folder_benchmark(args.folder_images, args.batch_size))

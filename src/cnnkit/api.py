@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .nn.summary import Summary
-    from .train.config import TrainConfig
+    from .train.config import LRFindOptions, TrainConfig
     from .train.run import RunResult
 
 # `cnnkit VERB` -> the name of its function in `cnnkit` (the table above).
@@ -57,19 +57,22 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     return run_training(config, resume=resume, live=live, log=log, **overrides)
 
 
-def lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6, end: float = 1.0,
-            steps: int = 100, out: str | Path | None = None, log=print, **overrides: Any) -> dict[str, Any]:
+def lr_find(config: TrainConfig | dict | None = None, *, options: LRFindOptions | None = None,
+            start: float | None = None, end: float | None = None, steps: int | None = None,
+            out: str | Path | None = None, log=print, **overrides: Any) -> dict[str, Any]:
     """The learning-rate range test on a dataset's recipe model: plot + suggested peak lr.
 
-    Writes lr_find.png and lr_find.json into `out` (default runs/lr-find-<data>-<time>/)
-    and returns {suggestion, minimum, stopped_early, plot, ...}.
+    `start`/`end`/`steps`/`out` (or `options`, an LRFindOptions: defaults 1e-6 -> 1.0 in 100
+    steps) are the test's own settings; `overrides` are TrainConfig fields. Writes lr_find.png
+    and lr_find.json into `out` (default runs/lr-find-<data>-<time>/) and returns
+    {suggestion, minimum, stopped_early, plot, ...}.
 
     Examples:
         >>> cnnkit.lr_find(data="fashion-mnist", steps=100)["suggestion"]   # doctest: +SKIP
     """
     from .train.lr_find import run_lr_find
 
-    return run_lr_find(config, start=start, end=end, steps=steps, out=out, log=log, **overrides)
+    return run_lr_find(config, options=options, start=start, end=end, steps=steps, out=out, log=log, **overrides)
 
 
 def load(path: str | Path, device: str = "cpu") -> nn.Module:
@@ -126,14 +129,17 @@ def datasets(level: str | None = None) -> list[dict[str, Any]]:
         from .errors import ConfigError
 
         raise ConfigError(f"unknown level {level!r}; choose one of {', '.join(catalog_view.LEVELS)}")
-    return catalog_view.records(level)
+    from .train.recipes import augmentation  # what training uses: the recipe states it
+
+    return catalog_view.records(level, augmentation)
 
 
 def datasets_info(name: str) -> dict[str, Any]:
     """One dataset's record (name or alias), as `cnnkit datasets info NAME --json` prints it."""
     from .data import catalog_view
+    from .train.recipes import augmentation
 
-    return catalog_view.record(name)
+    return catalog_view.record(name, augmentation)
 
 
 def datasets_show(name: str, out: str | Path | None = None, *, per_class: int = 8) -> str:

@@ -1,5 +1,8 @@
 """The `cnnkit` command: verbs -> public API. Parses, prints, sets exit codes; no logic of its own.
 
+The flags of train, finetune and lr-find are derived from the settings dataclasses (TrainConfig,
+TransferOptions, LRFindOptions) by cnnkit/settings.py: a setting is declared once, in its field.
+
 A user error (CnnkitError) prints one or two lines and exits 2; `--debug` shows
 the traceback instead.
 """
@@ -12,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from .errors import CnnkitError
+from .settings import add_flags, flag_values, from_flags
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -29,64 +33,21 @@ def command(name: str, help_text: str, setup: Callable[[argparse.ArgumentParser]
 # --------------------------------------------------------------------------- train
 
 
-def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="dataset name or image folder (default: digits)")
-    p.add_argument("--model", help="registry name or layer spec (default: the dataset's recipe)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--optimizer", choices=["adamw", "sgd"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"])
-    p.add_argument("--warmup", type=float, help="share of the steps spent warming up")
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", help="augmentation preset (default: the dataset's)")
-    p.add_argument("--val-fraction", type=float)
-    p.add_argument("--limit", type=int, help="N training images only, stratified by class")
-    p.add_argument("--fraction", type=float, help="stratified share of the training images")
-    p.add_argument("--strict", action="store_true", default=None,
-                   help="stop at an unreadable image instead of skipping and counting it")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC memory format (default: on for CPU and CUDA)")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--grad-clip", type=float, help="max global gradient norm")
-    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights, e.g. 0.999")
-    p.add_argument("--patience", type=int, help="stop after N epochs without a better val accuracy")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip test-time augmentation for the final test (default: the recipe's)")
-    p.add_argument("--recipe", choices=["default", "best", "fast"], help="which of the dataset's recipes")
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
-                   help="TensorBoard event files in the run directory (default: on)")
-    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
-    p.add_argument("--deterministic", action="store_true", default=None)
-    p.add_argument("--out", help="folder for run directories (default: runs)")
-    p.add_argument("--name", help="run directory name")
+def _settings():
+    """The settings dataclasses, looked up when a parser is built (so a test can substitute one)."""
+    from .train import config
+    from .transfer import options
+
+    return config.TrainConfig, options.TransferOptions, config.LRFindOptions
+
+
+def _train_setup(p):
+    train_config, _, _ = _settings()
+    add_flags(p, train_config)  # every field of TrainConfig, as --kebab-case
     p.add_argument("--config", help="a config.yaml to start from (flags override it)")
     p.add_argument("--resume", metavar="RUN", help="continue a run that stopped (its own config is used)")
     # [distributed] see docs/distributed.md; under torchrun --batch-size is per process
     p.add_argument("--nproc", type=int, help="start N training processes on this machine through torchrun")
-    p.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm across GPUs (distributed)")
-    p.add_argument("--scale-lr", action="store_true", default=None,
-                   help="multiply --lr by the number of processes (linear scaling rule)")
-
-
-# The --x / --no-x options of train (argparse.BooleanOptionalAction).
-NEGATABLE_FLAGS = ("channels_last", "tta", "tensorboard")
-
-TRAIN_FLAGS = (
-    "data", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup",
-    "label_smoothing", "augment", "val_fraction", "limit", "fraction", "strict", "seed", "device", "amp",
-    "channels_last", "compile", "grad_clip", "checkpoint_every", "deterministic", "out", "name",
-    "sync_bn", "scale_lr",  # [distributed]
-    "ema", "patience", "tta", "recipe", "tensorboard",
-)
-
-
-def _train_setup(p):
-    _train_args(p)
 
 
 @command("train", "train a CNN on a dataset (default: digits) and write a run directory", _train_setup)
@@ -95,18 +56,16 @@ def _train_run(args) -> int:
     from .fileio import read_yaml
     from .train.config import TrainConfig
 
-    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS}
-    if args.nproc is not None:  # [distributed] re-run this same command under torchrun, N processes
-        from .train.distributed import launch, relaunch_args
+    if args.nproc is not None:  # [distributed] re-run this same command line under torchrun, N processes
+        from .train.distributed import launch, relaunch_argv
 
-        return launch(args.nproc, relaunch_args(args, (*TRAIN_FLAGS, "config", "resume", "debug"),
-                                                negatable=NEGATABLE_FLAGS))
+        return launch(args.nproc, relaunch_argv(args.argv, "train"))
     if args.resume:
         refuse_other_flags(args, "train", allowed=("nproc",))  # a resumed DDP run may change its size
         train(resume=args.resume)
         return 0
     config = TrainConfig.from_dict(read_yaml(args.config) or {}) if args.config else TrainConfig()
-    train(config, **overrides)
+    train(config, **flag_values(args, TrainConfig))
     return 0
 
 
@@ -190,6 +149,7 @@ def _datasets_setup(p):
 def _datasets_run(args) -> int:
     from .api import datasets, datasets_info, datasets_show
     from .data import catalog_view
+    from .train.recipes import augmentation  # what training uses: the recipe states it
 
     if args.action == "list":
         rows = datasets(args.level)
@@ -198,7 +158,7 @@ def _datasets_run(args) -> int:
         raise CnnkitError(f"`cnnkit datasets {args.action}` needs a dataset name")
     elif args.action == "info":
         record = datasets_info(args.name)
-        print(json.dumps(record, indent=2) if args.json else catalog_view.info(record["name"]))
+        print(json.dumps(record, indent=2) if args.json else catalog_view.info(record["name"], augmentation))
     else:
         print(datasets_show(args.name, args.out, per_class=args.per_class))
     return 0
@@ -302,41 +262,25 @@ def _export_run(args) -> int:
 # --------------------------------------------------------------------------- finetune
 
 
+# The TrainConfig fields `cnnkit finetune` takes (the rest of its flags are TransferOptions').
+FINETUNE_TRAINING = ("data", "epochs", "batch_size", "lr", "weight_decay", "limit", "seed", "device", "out",
+                     "name", "augment", "optimizer", "schedule", "amp")
+
+
 def _finetune_setup(p):
-    p.add_argument("--model", metavar="MODEL_OR_RUN_OR_BUNDLE",
-                   help="tv:NAME, timm:NAME, hf-hub:ORG/NAME, hf:ORG/NAME, keras:NAME, a run directory or a bundle")
+    train_config, transfer_options, _ = _settings()
+    add_flags(p, transfer_options)
     p.add_argument("--resume", metavar="RUN", help="continue a finetune run that stopped (its own options are used)")
-    p.add_argument("--data", help="dataset name or image folder (default: digits)")
-    p.add_argument("--strategy", default=None, help="how to freeze and unfreeze (default: fine-tune)",
-                   choices=["feature-extractor", "freeze", "full", "gradual", "fine-tune"])
-    p.add_argument("--weights", help="imagenet, a weights enum name, a .safetensors/.pth file or a run directory")
-    p.add_argument("--head", help="extra head layers in the spec language, e.g. 'dense256,relu,dropout0.3'")
-    p.add_argument("--freeze-until", metavar="LAYER_OR_N", help="freeze: first N block groups, or up to a group")
-    p.add_argument("--freeze-epochs", type=int, default=1, help="fine-tune: epochs with the backbone frozen")
-    p.add_argument("--lr-ratio", type=float, default=100.0,
-                   help="discriminative LRs: the first block group trains at lr / this")
-    p.add_argument("--classifier", choices=["logistic", "svm"],
-                   help="feature-extractor: a scikit-learn classifier on cached embeddings")
-    p.add_argument("--input-size", type=int, help="resize inputs to this size (e.g. 224, what ImageNet weights saw)")
-    p.add_argument("--classes", help="keep only these classes, e.g. 5-9 or 0,2,4")
-    p.add_argument("--per-class", type=int, help="at most N labelled training images per class")
     p.add_argument("--summary", action="store_true",
                    help="print each stage's layer summary (trainable vs frozen parameters) and stop; trains nothing")
-    for flag, kind, text in (("--epochs", int, None), ("--batch-size", int, None), ("--lr", float, "peak LR of the head"),
-                             ("--weight-decay", float, None), ("--limit", int, "first N training images only"),
-                             ("--seed", int, None), ("--device", str, "auto, cpu, cuda, cuda:N or mps"),
-                             ("--out", str, "folder for run directories (default: runs)"),
-                             ("--name", str, "run directory name"), ("--augment", str, "augmentation preset")):
-        p.add_argument(flag, type=kind, help=text)
-    p.add_argument("--optimizer", choices=["adamw", "sgd"])
-    p.add_argument("--schedule", choices=["onecycle", "cosine", "step", "constant"])
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+    training = p.add_argument_group("training (as in `cnnkit train`; unset ones come from the dataset's recipe)")
+    add_flags(training, train_config, FINETUNE_TRAINING, help={"lr": "peak learning rate of the head"})
 
 
 def refuse_other_flags(args, verb: str, allowed: tuple[str, ...] = ()) -> None:
     """--resume continues a run with its own options: any other flag would be silently ignored."""
     defaults = vars(build_parser().parse_args([verb, "--resume", args.resume]))
-    given = [k for k, v in vars(args).items() if k not in ("debug", *allowed) and v != defaults.get(k)]
+    given = [k for k, v in vars(args).items() if k not in ("debug", "argv", *allowed) and v != defaults.get(k)]
     if given:
         raise CnnkitError(f"--resume continues a run with its own options; drop --{given[0].replace('_', '-')}")
 
@@ -344,27 +288,20 @@ def refuse_other_flags(args, verb: str, allowed: tuple[str, ...] = ()) -> None:
 @command("finetune", "transfer a pretrained model to new data (feature-extractor, freeze, full, gradual, fine-tune)",
          _finetune_setup)
 def _finetune_run(args) -> int:
+    from .train.config import TrainConfig
     from .transfer.finetune import finetune, finetune_summary
+    from .transfer.options import TransferOptions
 
     if args.resume:
         refuse_other_flags(args, "finetune")
         finetune(None, resume=args.resume)
         return 0
-    if not args.model:
-        raise CnnkitError("finetune needs --model MODEL_OR_RUN_OR_BUNDLE (or --resume RUN)")
-    args.strategy = args.strategy or "fine-tune"
-    if args.summary:
-        print(finetune_summary(args.model, args.data or "digits", strategy=args.strategy, weights=args.weights,
-                               head=args.head, freeze_until=args.freeze_until, input_size=args.input_size,
-                               epochs=args.epochs or 4, lr=args.lr or 3e-3, lr_ratio=args.lr_ratio,
-                               freeze_epochs=args.freeze_epochs))
+    settings = {**flag_values(args, TransferOptions), **flag_values(args, TrainConfig, FINETUNE_TRAINING)}
+    data = settings.pop("data")
+    if args.summary:  # the plan of the run these flags would start: same start-up, same recipe
+        print(finetune_summary(data=data, **settings))
         return 0
-    training = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "limit", "seed", "device",
-                                              "out", "name", "augment", "optimizer", "schedule", "amp")}
-    finetune(args.model, args.data or "digits", strategy=args.strategy, weights=args.weights, head=args.head,
-             freeze_until=args.freeze_until, freeze_epochs=args.freeze_epochs, lr_ratio=args.lr_ratio,
-             classifier=args.classifier, input_size=args.input_size, classes=args.classes,
-             per_class=args.per_class, **training)
+    finetune(data=data, **settings)
     return 0
 
 
@@ -393,31 +330,23 @@ def _summary_run(args) -> int:
 # --------------------------------------------------------------------------- lr-find
 
 
+# The TrainConfig fields `cnnkit lr-find` takes (the range test's own are LRFindOptions').
+LR_FIND_TRAINING = ("data", "model", "recipe", "batch_size", "weight_decay", "label_smoothing", "limit", "seed",
+                    "optimizer", "augment", "amp", "device")
+
+
 def _lr_find_setup(p):
-    p.add_argument("--data", help="dataset name or image folder (default: digits)")
-    p.add_argument("--model", help="registry name or layer spec (default: the dataset's recipe)")
-    p.add_argument("--recipe", choices=["default", "best", "fast"])
-    for flag, kind in (("--batch-size", int), ("--weight-decay", float), ("--label-smoothing", float),
-                       ("--limit", int), ("--seed", int)):
-        p.add_argument(flag, type=kind)
-    p.add_argument("--optimizer", choices=["adamw", "sgd"])
-    p.add_argument("--augment", help="augmentation preset (default: the recipe's)")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--start-lr", type=float, default=1e-6)
-    p.add_argument("--end-lr", type=float, default=1.0)
-    p.add_argument("--steps", type=int, default=100, help="steps of the range test")
-    p.add_argument("--out", help="folder for the plot and lr_find.json (default: runs/lr-find-DATA-TIME)")
+    train_config, _, lr_find_options = _settings()
+    add_flags(p, train_config, LR_FIND_TRAINING)
+    add_flags(p, lr_find_options)
 
 
 @command("lr-find", "the learning-rate range test: a loss-vs-rate plot and a suggested --lr", _lr_find_setup)
 def _lr_find_run(args) -> int:
     from .api import lr_find
+    from .train.config import LRFindOptions, TrainConfig
 
-    overrides = {k: getattr(args, k) for k in ("data", "model", "recipe", "batch_size", "weight_decay",
-                                               "label_smoothing", "limit", "seed", "optimizer", "augment",
-                                               "amp", "device")}
-    result = lr_find(start=args.start_lr, end=args.end_lr, steps=args.steps, out=args.out, **overrides)
+    result = lr_find(options=from_flags(args, LRFindOptions), **flag_values(args, TrainConfig, LR_FIND_TRAINING))
     print(f"suggested --lr {result['suggestion']:.2g} (steepest descent); the loss is lowest at "
           f"{result['minimum']:.2g}{' and diverged after it' if result['stopped_early'] else ''}")
     print(f"plot: {result['plot']}")
@@ -442,8 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given (`train --nproc` passes it on to torchrun)
     if not args.verb:
         parser.print_help()
         return 0

@@ -10,7 +10,6 @@ from PIL import Image
 
 from cnnkit.cli import main
 from cnnkit.data import get_info, list_datasets, load_dataset, resolve_name
-from cnnkit.data.augment import PRESETS
 from cnnkit.data.catalog_view import availability, info, table
 from cnnkit.data.dataset import READERS, _load_readers
 from cnnkit.data.sources import dataset_cache_dir
@@ -38,7 +37,7 @@ def test_every_record_is_complete_and_consistent(record):
     if record.class_names:
         assert len(record.class_names) == record.num_classes and len(set(record.class_names)) == record.num_classes
     if record.trainable:
-        assert record.reader in READERS and record.augment in PRESETS and record.input_shape
+        assert record.reader in READERS and record.input_shape
         assert len(record.mean) in (0, 1, 3) and len(record.mean) == len(record.std)
         assert record.obtain in ("builtin", "download", "manual")
         if record.obtain == "manual":
@@ -55,9 +54,6 @@ def test_published_accuracies_and_class_order_follow_the_reference():
     assert get_info("cifar-100").class_names[:3] == ("apple", "aquarium_fish", "baby")
     assert ("SOTA", "99.50% ViT-H/14 (JFT-300M pre-training)") in get_info("cifar-10").accuracy
     assert get_info("svhn").files[0].md5 == "e26dedcc434d2e4c54c9b2d4a06d8373"
-    # never flipped: digits, letters and signs
-    for name in ("mnist", "emnist-letters", "svhn", "gtsrb", "sign-language-mnist", "asl-alphabet"):
-        assert not PRESETS[get_info(name).augment].flip, name
 
 
 @pytest.mark.parametrize("alias,name", [("cifar10", "cifar-10"), ("fashion_mnist", "fashion-mnist"),

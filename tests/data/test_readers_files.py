@@ -113,7 +113,6 @@ def test_flowers_layout_has_no_split_so_20_percent_becomes_test():
     data = load_dataset("flowers", val_fraction=0.125)
     assert data.input_shape == (3, 128, 128) and len(data.test) == 10 and len(data.train) == 35
     assert data.class_names == ["daisy", "dandelion", "rose", "sunflower", "tulip"]
-    assert data.augment == "crop8-flip"
 
 
 def test_intel_doubled_folders_and_unlabelled_pred_folder():

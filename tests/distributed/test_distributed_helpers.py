@@ -3,14 +3,13 @@ resume mapping, the LR rule, the launcher's command line."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import types
 
 import pytest
 import torch
 
-from cnnkit.cli import TRAIN_FLAGS, build_parser
+from cnnkit.cli import main
 from cnnkit.data.dataset import ImageArrays
 from cnnkit.data.loader import TensorLoader
 from cnnkit.errors import ConfigError
@@ -121,15 +120,46 @@ def test_single_process_helpers_are_no_ops():
     assert distributed.gather_split(logits, labels, object()) == (logits, labels)
 
 
-def test_nproc_relaunches_the_same_train_command():
-    args = build_parser().parse_args(["train", "--nproc", "2", "--data", "fashion-mnist", "--epochs", "3",
-                                      "--model", "conv8-3,relu,flatten", "--scale-lr", "--lr", "0.002"])
-    argv = distributed.relaunch_args(args, (*TRAIN_FLAGS, "config", "resume"))
-    assert argv == ["--data", "fashion-mnist", "--model", "conv8-3,relu,flatten", "--epochs", "3",
-                    "--lr", "0.002", "--scale-lr"]
-    reparsed = build_parser().parse_args(["train", *argv])
-    assert all(getattr(reparsed, k) == getattr(args, k) for k in TRAIN_FLAGS)
-    cmd = distributed.torchrun_command(2, argv)
+def _launched_command(monkeypatch, argv: list[str]) -> list[str]:
+    """What `cnnkit.cli.main(argv)` would hand to subprocess for `--nproc` (nothing is started)."""
+    started = []
+
+    class FakeProcess:
+        def __init__(self, cmd, env):
+            started.append(cmd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", FakeProcess)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert main(argv) == 0
+    (cmd,) = started
+    return cmd
+
+
+def test_nproc_forwards_the_users_own_command_line(monkeypatch):
+    typed = ["--data", "fashion-mnist", "--epochs", "3", "--model", "conv8-3,relu,flatten", "--scale-lr",
+             "--lr", "0.002", "--no-tta", "--no-channels-last", "--tensorboard", "--config", "c.yaml"]
+    cmd = _launched_command(monkeypatch, ["train", "--nproc", "2", *typed])
+    assert cmd[1:8] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cnnkit", "train"]
+    assert cmd[8:] == typed  # exactly as typed, --nproc N left out
+    # --nproc=N anywhere, and options before the verb, are handled too
+    cmd = _launched_command(monkeypatch, ["--debug", "train", "--epochs", "1", "--nproc=3", "--resume", "runs/a"])
+    assert cmd[4] == "--nproc-per-node=3" and cmd[8:] == ["--debug", "--epochs", "1", "--resume", "runs/a"]
+
+
+def test_relaunch_argv_drops_only_nproc():
+    assert distributed.relaunch_argv(["train", "--nproc", "2", "--name", "x", "--sync-bn"]) == ["--name", "x",
+                                                                                                 "--sync-bn"]
+    assert distributed.relaunch_argv(["train", "--nproc=2"]) == []
+    cmd = distributed.torchrun_command(2, ["--epochs", "2"])
     assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m"]
 
 
@@ -158,21 +188,6 @@ def test_weights_digest_sees_every_bit():
     with torch.no_grad():
         model[1].running_mean[0] += 1e-7
     assert distributed.weights_digest(model) != before
-
-
-def test_relaunch_args_skip_unset_values():
-    ns = argparse.Namespace(data=None, sync_bn=None, compile=False, epochs=2)
-    assert distributed.relaunch_args(ns, ("data", "sync_bn", "compile", "epochs")) == ["--epochs", "2"]
-
-
-def test_nproc_passes_no_flags_on():
-    from cnnkit.cli import NEGATABLE_FLAGS
-
-    args = build_parser().parse_args(["train", "--nproc", "2", "--no-tta", "--no-channels-last", "--tensorboard"])
-    argv = distributed.relaunch_args(args, (*TRAIN_FLAGS, "config", "resume"), negatable=NEGATABLE_FLAGS)
-    assert argv == ["--no-channels-last", "--no-tta", "--tensorboard"]
-    reparsed = build_parser().parse_args(["train", *argv])
-    assert all(getattr(reparsed, k) == getattr(args, k) for k in TRAIN_FLAGS)
 
 
 def test_the_launcher_names_the_run_to_resume():

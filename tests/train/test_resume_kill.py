@@ -26,12 +26,14 @@ FLAGS = ["--data", "digits", "--limit", "600", "--epochs", "3", "--checkpoint-ev
 PAUSED_RUN = r"""
 import pathlib, signal, sys
 from cnnkit.train.run import finish_run, make_trainer, start_run
-from cnnkit.cli import build_parser, TRAIN_FLAGS
+from cnnkit.cli import build_parser
+from cnnkit.settings import flag_values
+from cnnkit.train.config import TrainConfig
 from cnnkit.models.registry import create_model
 
 out, name, marker = sys.argv[1:4]
 args = build_parser().parse_args(["train", *sys.argv[4:], "--out", out, "--name", name])
-overrides = {k: getattr(args, k) for k in TRAIN_FLAGS if k not in ("out", "name")}
+overrides = {k: v for k, v in flag_values(args, TrainConfig).items() if k not in ("out", "name")}
 quiet = lambda *a, **k: None
 config, data, run_dir, device = start_run(None, log=quiet, out=out, name=name, **overrides)
 model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)

@@ -177,16 +177,16 @@ def test_checkpoint_write_is_atomic_when_saving_fails(tmp_path, monkeypatch):
 
 def test_recipes_fill_only_what_the_user_left_open():
     config = apply_recipe(TrainConfig(data="fashion-mnist", epochs=2), "fashion-mnist")
-    assert config.epochs == 2 and config.model == RECIPES["fashion-mnist"]["default"]["model"]
+    assert config.epochs == 2 and config.model == RECIPES["fashion-mnist"]["default"].model
     best = apply_recipe(TrainConfig(data="fashion-mnist", recipe="best"), "fashion-mnist")
-    assert best.epochs == RECIPES["fashion-mnist"]["best"]["epochs"] and best.tta is True
+    assert best.epochs == RECIPES["fashion-mnist"]["best"].epochs and best.tta is True
     # no recipe of its own: chosen from the image size
-    assert recipe_for("some-folder", input_shape=(3, 32, 32))["model"].startswith("conv64")
-    assert recipe_for("some-folder", input_shape=(3, 8, 8))["model"] == "simple-cnn"
+    assert recipe_for("some-folder", input_shape=(3, 32, 32)).model.startswith("conv64")
+    assert recipe_for("some-folder", input_shape=(3, 8, 8)).model == "simple-cnn"
     assert recipe_for("digits", "best") == recipe_for("digits")  # falls back to default
     for levels in RECIPES.values():  # every recipe names only real config fields
         for level in levels.values():
-            TrainConfig(**{k: v for k, v in level.items()})
+            TrainConfig(**level.named())
 
 
 def test_amp_auto_and_config_errors():

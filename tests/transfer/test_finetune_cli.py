@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -80,3 +81,20 @@ def test_summary_shows_trainable_and_frozen_for_the_strategy(fashion_run, capsys
     # conv1 (8 filters of 3x3 + 8 biases) and bn1 (8 + 8) make the first group: 96 parameters, all frozen.
     assert "| conv1..maxpool1 | 96 | frozen | - | eval mode |" in out
     assert re.search(r"Frozen params:\s+96\n", out) and "backbone.layers.conv1" in out
+
+
+def test_summary_plans_the_run_that_would_happen(fashion_run, tmp_path, capsys):
+    # No --epochs / --lr: both come from the digits recipe (20 epochs, lr 3e-3), for the plan as for the run.
+    flags = ["finetune", "--model", str(fashion_run), "--data", "digits", "--strategy", "fine-tune",
+             "--limit", "120", "--batch-size", "32"]
+    assert main([*flags, "--summary"]) == 0
+    plan = capsys.readouterr().out
+    planned = re.findall(r"== stage \d+/\d+: (.+), (\d+) epoch\(s\) ==", plan)
+    rates = re.findall(r"\| trained \| ([0-9.e+-]+) \|", plan)
+    assert main([*flags, "--out", str(tmp_path), "--name", "run"]) == 0
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    report = (tmp_path / "run" / "report.md").read_text()
+    ran = re.findall(r"Stage \d+/\d+ \((.+)\), (\d+) epoch\(s\)", report)
+    assert planned == ran and sum(int(e) for _, e in planned) == summary["epochs"] == 20
+    assert rates and re.findall(r"\| trained \| ([0-9.e+-]+) \|", report) == rates

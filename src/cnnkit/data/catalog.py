@@ -48,7 +48,6 @@ class DatasetInfo:
     system_paths: tuple[str, ...] = ()  # folders a system package installs the files to
     reader: str = ""  # key into data.dataset.READERS
     aliases: tuple[str, ...] = ()
-    augment: str = "none"  # augmentation preset (data.augment.PRESETS)
     mean: tuple[float, ...] = ()  # per-channel normalisation on the 0-1 scale; () = computed
     std: tuple[float, ...] = ()  # from the training split when loaded (no published statistics)
     load_size: tuple[int, int] | None = None  # (H, W) variable-size images are resized to

@@ -18,7 +18,6 @@ register(
         license="CC BY 4.0 (UCI); the file ships in scikit-learn (BSD-3-Clause)",
         obtain="builtin",
         reader="digits",
-        augment="none",
         mean=(0.3051,),
         std=(0.3770,),
         format="digits.csv.gz inside the scikit-learn wheel (values 0-16, scaled to 0-255)",

@@ -41,7 +41,6 @@ register(
                           size=170498071, extracts_to="cifar-10-batches-py"),),
         reader="cifar",
         aliases=("cifar10", "cifar_10"),
-        augment="crop4-flip",
         mean=(0.4914, 0.4822, 0.4465),
         std=(0.2470, 0.2435, 0.2616),
         format="python pickles data_batch_1..5, test_batch, batches.meta (10000x3072 uint8, planar RGB)",
@@ -59,7 +58,7 @@ _C100_FILE = RemoteFile("cifar-100-python.tar.gz", (_KRIZ + "cifar-100-python.ta
 _C100_COMMON = dict(
     level="intermediate", task="classification", shape=(3, 32, 32), train_size=50000, test_size=10000,
     homepage="https://www.cs.toronto.edu/~kriz/cifar.html", license="none stated (cite Krizhevsky 2009)",
-    obtain="download", files=(_C100_FILE,), reader="cifar", augment="crop4-flip",
+    obtain="download", files=(_C100_FILE,), reader="cifar",
     mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
     format="python pickles train, test, meta (fine_labels and coarse_labels)",
 )
@@ -95,7 +94,7 @@ _SVHN_EXTRA = RemoteFile("extra_32x32.mat", (_SVHN + "extra_32x32.mat",), md5="a
 _SVHN_COMMON = dict(
     level="intermediate", task="classification", shape=(3, 32, 32), num_classes=10,
     class_names=tuple("0123456789"), test_size=26032, homepage="http://ufldl.stanford.edu/housenumbers/",
-    license="non-commercial use only", obtain="download", reader="svhn", augment="crop4",
+    license="non-commercial use only", obtain="download", reader="svhn",
     mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
     format="MATLAB .mat: X is 32x32x3xN uint8, y is Nx1 with 10 meaning digit 0",
     accuracy=(
@@ -149,7 +148,6 @@ register(
         ),
         reader="gtsrb",
         aliases=("traffic-signs", "gtsrb-43"),
-        augment="crop",
         mean=(0.3403, 0.3121, 0.3214),
         std=(0.2724, 0.2608, 0.2669),
         format="PPM images 15x15 to 250x250 per class folder with ;-separated GT-*.csv "
@@ -183,7 +181,6 @@ register(
         obtain="manual",
         reader="fer2013",
         aliases=("fer2013", "fer"),
-        augment="crop4-flip",
         format="CSV emotion,pixels,Usage (pixels: 2304 space-separated ints); also the msambare "
         "image-folder copy train/<class>/, test/<class>/",
         access="Kaggle account + accepted competition rules (or the msambare/fer2013 Kaggle copy)",
@@ -221,7 +218,6 @@ register(
                           size=2640397119, extracts_to="stl10_binary"),),
         reader="stl10",
         aliases=("stl10", "stl_10"),
-        augment="crop12-flip",
         mean=(0.4467, 0.4398, 0.4066),
         std=(0.2603, 0.2566, 0.2713),
         format="raw uint8 binaries, column-major within each image, one channel at a time; labels 1-10",
@@ -246,7 +242,6 @@ register(
         obtain="manual",
         reader="dogs-vs-cats",
         aliases=("cats-vs-dogs", "dogs_vs_cats", "dogsvscats"),
-        augment="crop8-flip",
         format="train/cat.<n>.jpg, train/dog.<n>.jpg (label in the file name); or Microsoft's "
         "PetImages/Cat, PetImages/Dog",
         access="Kaggle account + accepted competition rules; the Microsoft release needs none",
@@ -279,7 +274,6 @@ register(
         obtain="manual",
         reader="image-folder",
         aliases=("flowers-recognition", "flowers5"),
-        augment="crop8-flip",
         format="flowers/<class>/*.jpg, no split",
         access="Kaggle account",
         manual_steps="download the Kaggle dataset and unzip it so that flowers/daisy/ exists in the folder shown below",
@@ -306,7 +300,6 @@ register(
         obtain="manual",
         reader="image-folder",
         aliases=("intel", "intel-image-classification", "intel-scenes"),
-        augment="crop8-flip",
         format="seg_train/seg_train/<class>/*.jpg, seg_test/seg_test/<class>/*.jpg (seg_pred unlabelled)",
         access="Kaggle account",
         manual_steps="download the Kaggle dataset and unzip it so that seg_train/ and seg_test/ exist in "
@@ -337,7 +330,6 @@ register(
         obtain="manual",
         reader="image-folder",
         aliases=("asl_alphabet", "asl"),
-        augment="crop4",
         format="asl_alphabet_train/asl_alphabet_train/<class>/*.jpg; flat test folder <class>_test.jpg",
         access="Kaggle account",
         manual_steps="download the Kaggle dataset and unzip it so that asl_alphabet_train/ exists in the "

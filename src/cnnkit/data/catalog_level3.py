@@ -28,7 +28,6 @@ register(
         obtain="manual",
         reader="image-folder",
         aliases=("ilsvrc2012", "imagenet-1k", "imagenet1k", "ilsvrc-2012"),
-        augment="crop16-flip",
         mean=_IMAGENET_MEAN,
         std=_IMAGENET_STD,
         format="ILSVRC2012_img_train.tar (1,000 inner class tars), ILSVRC2012_img_val.tar (flat), devkit; "
@@ -78,7 +77,6 @@ register(
         ),
         reader="places365",
         aliases=("places-365", "places"),
-        augment="crop16-flip",
         mean=_IMAGENET_MEAN,
         std=_IMAGENET_STD,
         format="256x256 JPEGs under data_256/<a>/<class>/ and val_256/ with file lists "

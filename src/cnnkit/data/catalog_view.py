@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .catalog import DatasetInfo, get_info, list_datasets
@@ -44,19 +45,32 @@ def _count(n: int | None) -> str:
     return f"{n:,}" if isinstance(n, int) else "-"
 
 
-def record(name: str) -> dict:
-    """One record as plain data (for --json), with its availability here."""
+# {recipe level: augmentation preset} for (dataset name, input shape): the training recipe's
+# (train/recipes.py `augmentation`), which the CLI passes in; the catalog does not state it.
+Augmentation = Callable[[str, "tuple[int, ...] | None"], dict]
+
+
+def _augmentation_text(levels: dict) -> str:
+    default = levels.get("default") or "none"
+    others = [f"--recipe {level}: {preset or 'none'}" for level, preset in levels.items() if level != "default"]
+    return f"{default} (the training recipe's{''.join('; ' + o for o in others)})"
+
+
+def record(name: str, augmentation: Augmentation | None = None) -> dict:
+    """One record as plain data (for --json), with its availability here (and its recipe's augmentation)."""
     import dataclasses
 
     i = get_info(name)
     data = dataclasses.asdict(i)
+    if augmentation is not None and i.trainable:
+        data["augment"] = augmentation(i.name, i.input_shape)
     data["availability"] = availability(i)
     data["cache_folder"] = str(dataset_cache_dir(i.name))
     return data
 
 
-def records(level: str | None = None) -> list[dict]:
-    return [record(i.name) for i in list_datasets() if level in (None, i.level)]
+def records(level: str | None = None, augmentation: Augmentation | None = None) -> list[dict]:
+    return [record(i.name, augmentation) for i in list_datasets() if level in (None, i.level)]
 
 
 def table(rows: list[dict] | None = None, only_level: str | None = None) -> str:
@@ -77,7 +91,7 @@ def table(rows: list[dict] | None = None, only_level: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def info(name: str) -> str:
+def info(name: str, augmentation: Augmentation | None = None) -> str:
     i = get_info(name)
     names = ""
     if i.class_names:
@@ -108,7 +122,10 @@ def info(name: str) -> str:
         lines.append(f"  variant of     {i.parent}")
     if i.trainable:
         norm = f"mean {i.mean} std {i.std}" if i.mean else "computed from the training split when loaded"
-        lines += [f"  normalisation  {norm}", f"  augmentation   {i.augment}", f"  reader         {i.reader}"]
+        lines.append(f"  normalisation  {norm}")
+        if augmentation is not None:
+            lines.append(f"  augmentation   {_augmentation_text(augmentation(i.name, i.input_shape))}")
+        lines.append(f"  reader         {i.reader}")
     lines.append(f"  here           {availability(i)}")
     if i.accuracy:
         lines.append("  published accuracy (test set):")

@@ -52,7 +52,7 @@ class DataSplits:
     class_names: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    augment: str = "none"
+    augment: str = "none"  # used only where the run's recipe names no augmentation (folders, data in memory)
     skipped: list[str] = field(default_factory=list)  # unreadable files left out, for the report
     path: str = "tensor"  # "tensor" (ImageArrays in memory) or "streaming" (FileList, decoded per batch)
     warnings: list[str] = field(default_factory=list)  # e.g. empty class folders
@@ -139,11 +139,14 @@ def load_dataset(
         if found is not None:
             info = dataclasses.replace(found, name=root.name)
             raw = _call_reader(READERS[info.reader], info, ReadOptions(strict=strict, image_size=size))
+            augment = "none"  # as for the catalogued dataset: the (size-based) recipe names it
         else:
             raw = read_folder(root, size, strict=strict)
             info = DatasetInfo(name=root.name, title=f"image folder {root}", level="user", task="classification",
-                               shape=None, num_classes=len(raw["class_names"]), reader="folder",
-                               augment=raw.pop("augment", "crop-flip"))
+                               shape=None, num_classes=len(raw["class_names"]), reader="folder")
+            # A folder has no recipe of its own: the size-based one (train/recipes.py `fallback`) names
+            # an augmentation from 17 px up; below that this one is used.
+            augment = raw.pop("augment", "crop-flip")
     else:
         info = get_info(name)
         if not info.trainable:
@@ -155,8 +158,11 @@ def load_dataset(
         if info.reader not in READERS:
             raise DatasetError(f"{info.name}: reader {info.reader!r} is not available")
         raw = _call_reader(READERS[info.reader], info, ReadOptions(strict=strict, image_size=size))
-    return _finish(info, raw, val_fraction=val_fraction, limit=limit, fraction=fraction, seed=seed,
-                   strict=strict, stream=stream, cache=cache)
+        augment = "none"  # a catalog dataset's augmentation is its recipe's (train/recipes.py)
+    splits = _finish(info, raw, val_fraction=val_fraction, limit=limit, fraction=fraction, seed=seed,
+                     strict=strict, stream=stream, cache=cache)
+    splits.augment = augment
+    return splits
 
 
 def _finish(info: DatasetInfo, raw: dict, *, val_fraction, limit, fraction, seed, strict, stream,
@@ -199,7 +205,7 @@ def _finish(info: DatasetInfo, raw: dict, *, val_fraction, limit, fraction, seed
         mean, std = channel_stats(splits["train"])
     return DataSplits(
         name=info.name, train=splits["train"], val=splits["val"], test=splits["test"], class_names=class_names,
-        mean=tuple(mean), std=tuple(std), augment=info.augment, skipped=skipped, path=path,
+        mean=tuple(mean), std=tuple(std), skipped=skipped, path=path,
         warnings=list(raw.get("warnings", [])), task=info.task,
     )
 

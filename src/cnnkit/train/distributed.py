@@ -442,21 +442,23 @@ def supervise(trainer) -> Iterator[None]:
 # --------------------------------------------------------------------------- `cnnkit train --nproc N`
 
 
-def relaunch_args(args, names: tuple[str, ...], negatable: tuple[str, ...] = ()) -> list[str]:
-    """The `cnnkit train` flags that reproduce the parsed `args` (booleans as bare flags).
+def relaunch_argv(argv: list[str], verb: str = "train") -> list[str]:
+    """The user's own `cnnkit` command line, as `verb`'s arguments minus `--nproc N`.
 
-    `negatable` names the --x/--no-x options: for those, False is a choice the user made
-    (`--no-tta`) and is passed on as `--no-x`; for the others False means unset.
+    Options given before the verb (`cnnkit --debug train ...`) are kept: the verb accepts
+    them too. Forwarding what was typed, rather than rebuilding it from the parsed flags,
+    passes every flag on exactly as given (`--no-tta`, `--config`, a new setting).
     """
-    argv: list[str] = []
-    for name in names:
-        value = getattr(args, name, None)
-        flag = "--" + name.replace("_", "-")
-        if value is False and name in negatable:
-            argv.append("--no-" + name.replace("_", "-"))
-        elif value is not None and value is not False:
-            argv += [flag] if value is True else [flag, str(value)]
-    return argv
+    at = argv.index(verb)
+    rest, out, skip = [*argv[:at], *argv[at + 1:]], [], False
+    for arg in rest:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True  # and its value
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def torchrun_command(nproc: int, train_argv: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ precision and augmentation (a Trainer builds them), and touches no run directory
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from ..device import pick_device
 from ..errors import TrainingError
 from ..fileio import write_json
 from ..models.registry import create_model
-from .config import TrainConfig
+from .config import LRFindOptions, TrainConfig
 from .run import prepare
 from .rundir import new_run_dir
 from .trainer import Trainer
@@ -110,12 +111,14 @@ def range_test(trainer, *, start: float = 1e-6, end: float = 1.0, steps: int = 1
     return result
 
 
-def run_lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6, end: float = 1.0,
-            steps: int = 100, out: str | Path | None = None, log=print, **overrides: Any) -> dict[str, Any]:
+def run_lr_find(config: TrainConfig | dict | None = None, *, options: LRFindOptions | None = None,
+                start: float | None = None, end: float | None = None, steps: int | None = None,
+                out: str | Path | None = None, log=print, **overrides: Any) -> dict[str, Any]:
     """The learning-rate range test on a dataset's recipe model: plot + suggested peak lr.
 
-    Writes lr_find.png and lr_find.json into `out` (default runs/lr-find-<data>-<time>/)
-    and returns {suggestion, minimum, stopped_early, plot, ...}.
+    The test's own settings are `options` (LRFindOptions) with `start`/`end`/`steps`/`out`
+    applied where given. Writes lr_find.png and lr_find.json into `out` (default
+    runs/lr-find-<data>-<time>/) and returns {suggestion, minimum, stopped_early, plot, ...}.
 
     Examples:
         >>> cnnkit.lr_find(data="fashion-mnist", steps=100)["suggestion"]   # doctest: +SKIP
@@ -124,6 +127,9 @@ def run_lr_find(config: TrainConfig | dict | None = None, *, start: float = 1e-6
 
     from ..report.plots import plot_lr_find
 
+    given = {"start_lr": start, "end_lr": end, "steps": steps, "out": out}
+    options = dataclasses.replace(options or LRFindOptions(), **{k: v for k, v in given.items() if v is not None})
+    start, end, steps, out = options.start_lr, options.end_lr, options.steps, options.out
     config, data, _ = prepare(config, log=log, **overrides)
     # The schedule is replaced by the test's own exponential ramp; one "epoch" keeps the Trainer small.
     config = config.updated(epochs=1, lr=start, ema=0.0, tensorboard=False)

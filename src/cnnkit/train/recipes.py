@@ -1,7 +1,10 @@
 """Per-dataset recipes: the model, epochs, batch size, augmentation and regularisation that work.
 
 `cnnkit train --data NAME` fills every config field the user left as None from
-the dataset's recipe; a flag the user gives always wins. Each dataset has a
+the dataset's recipe; a flag the user gives always wins. A recipe is a typed
+`Recipe` (the TrainConfig fields it may fill). The recipe is the one place a
+dataset's augmentation is stated: every catalog dataset's recipe names its preset
+(or gets one from `fallback`), and `cnnkit datasets info` shows it from here. Each dataset has a
 `default` recipe (the tuned everyday one), and may have `best` (longer, for the
 highest accuracy) and `fast` (a quick look); `--recipe best` picks one. A dataset
 without its own recipe gets one from its image size (see `fallback`). Measured
@@ -10,7 +13,33 @@ results and the literature's numbers: docs/recipes.md.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from .config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The TrainConfig fields a recipe fills; None = not named here (DEFAULT's, or the config's)."""
+
+    model: str | None = None  # registry name or layer spec
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None  # peak learning rate
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    augment: str | None = None  # augmentation preset (data.augment.PRESETS)
+    ema: float | None = None  # weight EMA decay
+    tta: bool | None = None  # flip test-time augmentation
+
+    def named(self) -> dict:
+        """The fields this recipe names."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def over(self, base: Recipe) -> Recipe:
+        """`base` with what this recipe names put over it."""
+        return dataclasses.replace(base, **self.named())
 
 # Layer specs used by the recipes (the spec language of nn/spec.py).
 # 28x28 grey, the Fashion-MNIST default: one conv at full resolution, two at 14x14, one at 7x7,
@@ -35,76 +64,82 @@ VGG_LARGE = ("conv32-5-s2-same,bn,relu,maxpool2,conv64-3-same,bn,relu,maxpool2,c
              "conv256-3-same,bn,relu,maxpool2,gap,flatten,dropout0.3")
 
 # Applied first; a recipe overrides what it names.
-DEFAULT = dict(model="simple-cnn", epochs=10, batch_size=128, lr=3e-3, weight_decay=5e-4, label_smoothing=0.0,
-               tta=False)
+DEFAULT = Recipe(model="simple-cnn", epochs=10, batch_size=128, lr=3e-3, weight_decay=5e-4, label_smoothing=0.0,
+                 tta=False)
 
-RECIPES: dict[str, dict[str, dict]] = {
+RECIPES: dict[str, dict[str, Recipe]] = {
     # 1,257 training images of 8x8: small batches, many epochs, still only seconds.
-    "digits": {"default": dict(epochs=20, batch_size=64, lr=3e-3)},
+    "digits": {"default": Recipe(epochs=20, batch_size=64, lr=3e-3, augment="none")},
     # Measured (docs/recipes.md): in 8-10 epochs no augmentation beats crop/flip by ~1% (augmentation
     # pays off only in longer runs: `best`); flip-TTA only helps a model trained with flips.
     "fashion-mnist": {
-        "default": dict(model=MID_28, epochs=7, batch_size=256, lr=4e-3, weight_decay=5e-4,
-                        label_smoothing=0.1, augment="none"),
-        "best": dict(model=VGG_28, epochs=30, batch_size=128, lr=3e-3, weight_decay=5e-4,
-                     label_smoothing=0.1, augment="crop-flip-erase", ema=0.999, tta=True),
-        "fast": dict(model=SMALL_28, epochs=4, batch_size=256, lr=4e-3, label_smoothing=0.1, augment="none"),
+        "default": Recipe(model=MID_28, epochs=7, batch_size=256, lr=4e-3, weight_decay=5e-4,
+                          label_smoothing=0.1, augment="none"),
+        "best": Recipe(model=VGG_28, epochs=30, batch_size=128, lr=3e-3, weight_decay=5e-4,
+                       label_smoothing=0.1, augment="crop-flip-erase", ema=0.999, tta=True),
+        "fast": Recipe(model=SMALL_28, epochs=4, batch_size=256, lr=4e-3, label_smoothing=0.1, augment="none"),
     },
     "mnist": {
-        "default": dict(model=SMALL_28, epochs=8, batch_size=256, lr=4e-3, augment="crop"),
-        "best": dict(model=VGG_28, epochs=20, batch_size=128, lr=3e-3, augment="crop", ema=0.999),
+        "default": Recipe(model=SMALL_28, epochs=8, batch_size=256, lr=4e-3, augment="crop"),
+        "best": Recipe(model=VGG_28, epochs=20, batch_size=128, lr=3e-3, augment="crop", ema=0.999),
     },
     "kmnist": {
-        "default": dict(model=MID_28, epochs=10, batch_size=256, lr=4e-3, augment="crop", label_smoothing=0.1),
-        "best": dict(model=VGG_28, epochs=30, batch_size=128, lr=3e-3, augment="crop", ema=0.999,
-                     label_smoothing=0.1),
+        "default": Recipe(model=MID_28, epochs=10, batch_size=256, lr=4e-3, augment="crop", label_smoothing=0.1),
+        "best": Recipe(model=VGG_28, epochs=30, batch_size=128, lr=3e-3, augment="crop", ema=0.999,
+                       label_smoothing=0.1),
     },
-    "kuzushiji-49": {"default": dict(model=WIDE_28, epochs=15, batch_size=256, lr=4e-3, augment="crop",
-                                     label_smoothing=0.1)},
-    "sign-language-mnist": {"default": dict(model=SMALL_28, epochs=10, batch_size=128, lr=3e-3, augment="crop")},
+    "kuzushiji-49": {"default": Recipe(model=WIDE_28, epochs=15, batch_size=256, lr=4e-3, augment="crop",
+                                       label_smoothing=0.1)},
+    "sign-language-mnist": {"default": Recipe(model=SMALL_28, epochs=10, batch_size=128, lr=3e-3, augment="crop")},
     "cifar-10": {
-        "default": dict(model=VGG_32, epochs=30, batch_size=256, lr=4e-3, weight_decay=5e-4,
-                        label_smoothing=0.1, augment="crop4-flip", tta=True),
-        "best": dict(model=VGG_32, epochs=80, batch_size=128, lr=3e-3, weight_decay=5e-4,
-                     label_smoothing=0.1, augment="crop4-flip-erase", ema=0.9995, tta=True),
+        "default": Recipe(model=VGG_32, epochs=30, batch_size=256, lr=4e-3, weight_decay=5e-4,
+                          label_smoothing=0.1, augment="crop4-flip", tta=True),
+        "best": Recipe(model=VGG_32, epochs=80, batch_size=128, lr=3e-3, weight_decay=5e-4,
+                       label_smoothing=0.1, augment="crop4-flip-erase", ema=0.9995, tta=True),
     },
-    "cifar-100": {"default": dict(model=VGG_32, epochs=60, batch_size=128, lr=3e-3, weight_decay=5e-4,
-                                  label_smoothing=0.1, augment="crop4-flip", tta=True)},
-    "cifar-100-coarse": {"default": dict(model=VGG_32, epochs=50, batch_size=128, lr=3e-3, weight_decay=5e-4,
-                                         label_smoothing=0.1, augment="crop4-flip", tta=True)},
+    "cifar-100": {"default": Recipe(model=VGG_32, epochs=60, batch_size=128, lr=3e-3, weight_decay=5e-4,
+                                    label_smoothing=0.1, augment="crop4-flip", tta=True)},
+    "cifar-100-coarse": {"default": Recipe(model=VGG_32, epochs=50, batch_size=128, lr=3e-3, weight_decay=5e-4,
+                                           label_smoothing=0.1, augment="crop4-flip", tta=True)},
     # House numbers: never flip (a mirrored 2 is not a 2).
-    "svhn": {"default": dict(model=VGG_32, epochs=15, batch_size=256, lr=3e-3)},
-    "svhn-extra": {"default": dict(model=VGG_32, epochs=5, batch_size=256, lr=3e-3)},
+    "svhn": {"default": Recipe(model=VGG_32, epochs=15, batch_size=256, lr=3e-3, augment="crop4")},
+    "svhn-extra": {"default": Recipe(model=VGG_32, epochs=5, batch_size=256, lr=3e-3, augment="crop4")},
     # Traffic signs: never flip (left turn vs right turn).
-    "gtsrb": {"default": dict(model=VGG_32, epochs=15, batch_size=128, lr=3e-3)},
-    "fer-2013": {"default": dict(model=VGG_LARGE, epochs=40, batch_size=128, lr=3e-3, label_smoothing=0.1,
-                                 augment="crop4-flip", tta=True)},
-    "stl-10": {"default": dict(model=VGG_LARGE, epochs=60, batch_size=64, lr=2e-3, label_smoothing=0.1,
-                               tta=True)},  # the catalog's crop12-flip at 96 px
+    "gtsrb": {"default": Recipe(model=VGG_32, epochs=15, batch_size=128, lr=3e-3, augment="crop")},
+    "fer-2013": {"default": Recipe(model=VGG_LARGE, epochs=40, batch_size=128, lr=3e-3, label_smoothing=0.1,
+                                   augment="crop4-flip", tta=True)},
+    "stl-10": {"default": Recipe(model=VGG_LARGE, epochs=60, batch_size=64, lr=2e-3, label_smoothing=0.1,
+                                 augment="crop12-flip", tta=True)},  # 12 px of 96
 }
 
 
-def fallback(input_shape: tuple[int, ...] | None) -> dict:
+def fallback(input_shape: tuple[int, ...] | None) -> Recipe:
     """A recipe from the image size alone, for datasets (and folders) without their own."""
     if not input_shape:
-        return {}
+        return Recipe()
     c, h, w = input_shape
     side = min(h, w)
     if side <= 16:  # tiny images: the default small CNN, many quick epochs
-        return dict(epochs=20, batch_size=64)
+        return Recipe(epochs=20, batch_size=64)
     if side <= 28:
-        return dict(model=SMALL_28, epochs=12, batch_size=256, lr=4e-3, augment="crop", label_smoothing=0.1)
+        return Recipe(model=SMALL_28, epochs=12, batch_size=256, lr=4e-3, augment="crop", label_smoothing=0.1)
     if side <= 48:
-        return dict(model=VGG_32, epochs=30, batch_size=128, lr=3e-3, augment="crop", label_smoothing=0.1)
-    return dict(model=VGG_LARGE, epochs=30, batch_size=64, lr=2e-3, augment="crop", label_smoothing=0.1)
+        return Recipe(model=VGG_32, epochs=30, batch_size=128, lr=3e-3, augment="crop", label_smoothing=0.1)
+    return Recipe(model=VGG_LARGE, epochs=30, batch_size=64, lr=2e-3, augment="crop", label_smoothing=0.1)
 
 
-def recipe_for(dataset_name: str, level: str = "default", input_shape: tuple[int, ...] | None = None) -> dict:
-    """The full recipe dict for a dataset and level (DEFAULT, then fallback or the dataset's own)."""
+def recipe_for(dataset_name: str, level: str = "default", input_shape: tuple[int, ...] | None = None) -> Recipe:
+    """The full recipe for a dataset and level (DEFAULT, then fallback or the dataset's own)."""
     own = RECIPES.get(dataset_name)
     if own is None:
-        return {**DEFAULT, **fallback(input_shape)}
-    return {**DEFAULT, **own.get(level, own["default"])}
+        return fallback(input_shape).over(DEFAULT)
+    return own.get(level, own["default"]).over(DEFAULT)
+
+
+def augmentation(dataset_name: str, input_shape: tuple[int, ...] | None = None) -> dict[str, str | None]:
+    """{recipe level: augmentation preset} of a dataset: what training uses (None: the data's own)."""
+    levels = RECIPES.get(dataset_name) or {"default": None}
+    return {level: recipe_for(dataset_name, level, input_shape).augment for level in levels}
 
 
 def apply_recipe(config: TrainConfig, dataset_name: str, data=None) -> TrainConfig:
@@ -114,5 +149,5 @@ def apply_recipe(config: TrainConfig, dataset_name: str, data=None) -> TrainConf
     """
     shape = tuple(data.input_shape) if data is not None else None
     recipe = recipe_for(dataset_name, getattr(config, "recipe", "default") or "default", shape)
-    filled = {k: v for k, v in recipe.items() if getattr(config, k, None) is None}
+    filled = {k: v for k, v in recipe.named().items() if getattr(config, k, None) is None}
     return config.updated(**filled)

@@ -29,31 +29,15 @@ from ..fileio import write_yaml
 from ..models.adapt import TransferNet
 from ..models.bundle import save_bundle
 from ..models.pretrained import base_record, build_transfer
+from ..settings import field_names
 from ..train.checkpoint import read_checkpoint
 from ..train.config import TrainConfig, dataclass_from_dict
-from ..train.run import RunResult, bundle_meta, finish_run, make_trainer, start_run
+from ..train.run import RunResult, bundle_meta, finish_run, make_trainer, prepare, start_run
 from ..train.rundir import discard_run_dir, write_metrics
 from ..train.trainer import EpochResult
 from .features import embeddings, fit_sklearn_head, head_linear
-from .strategies import STRATEGIES, Stage, optimizer_groups, parse_classes, plan, select_classes
-
-
-@dataclasses.dataclass
-class TransferOptions:
-    """The options of `cnnkit finetune` besides the training ones (saved as the run's transfer.yaml)."""
-
-    model: str  # tv:NAME, timm:NAME, hf-hub:ORG/NAME, a run directory or a bundle
-    strategy: str = "fine-tune"  # feature-extractor | freeze | full | gradual | fine-tune
-    weights: str | None = None  # imagenet | a weights enum name | PATH to a file | a run directory
-    head: str | None = None  # extra head layers in the spec language, e.g. "dense256,relu,dropout0.3"
-    freeze_until: str | None = None  # freeze: a number of block groups or a group name (inclusive)
-    freeze_epochs: int = 1  # fine-tune: epochs with the backbone frozen first
-    lr_ratio: float = 100.0  # discriminative LRs: the first group trains at lr / lr_ratio
-    classifier: str | None = None  # feature-extractor: logistic | svm on embeddings instead of a trained head
-    input_size: int | None = None  # resize inputs to this square size (default: only what the model needs)
-    classes: str | None = None  # keep only these classes of the data, e.g. "5-9"
-    per_class: int | None = None  # at most this many labelled training images per class
-
+from .options import TransferOptions
+from .strategies import Stage, optimizer_groups, parse_classes, plan, select_classes
 
 # --------------------------------------------------------------------------- reporting
 
@@ -85,32 +69,27 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
 
 
 def finetune(
-    model: str,
-    data: str | DataSplits = "digits",
+    model: str | None = None,
+    data: str | DataSplits | None = None,
     *,
-    strategy: str = "fine-tune",
-    weights: str | None = None,
-    head: str | None = None,
-    freeze_until: str | int | None = None,
-    freeze_epochs: int = 1,
-    lr_ratio: float = 100.0,
-    classifier: str | None = None,
-    input_size: int | None = None,
-    classes: str | list[int] | None = None,
-    per_class: int | None = None,
+    options: TransferOptions | None = None,
     config: TrainConfig | dict | None = None,
     callbacks: list | None = None,
     resume: str | Path | None = None,
     live: bool | None = None,
     log=print,
-    **overrides: Any,
+    **settings: Any,
 ) -> RunResult:
     """Transfer a pretrained model to `data` with one of the five strategies; writes a run directory.
 
-    `data` is a dataset name, an image folder or DataSplits already in memory; `callbacks`
-    are added to the run's Trainer (`trainer.stage_name` names the stage it runs).
-    `resume=RUN` continues a stopped run with its own transfer.yaml and config.yaml, from the
-    stage and step of its last checkpoint (the other arguments are then not used).
+    `settings` are TransferOptions fields (strategy, weights, head, freeze_until, freeze_epochs,
+    lr_ratio, classifier, input_size, classes, per_class: see transfer/options.py), applied over
+    `options`, and TrainConfig fields (epochs, lr, ...), applied over `config` and the dataset's
+    recipe. `data` is a dataset name, an image folder or DataSplits already in memory (default:
+    the config's, digits); `callbacks` are added to the run's Trainer (`trainer.stage_name`
+    names the stage it runs). `resume=RUN` continues a stopped run with its own transfer.yaml and
+    config.yaml, from the stage and step of its last checkpoint (the other arguments are then
+    not used).
 
     Examples:
         >>> import cnnkit
@@ -119,28 +98,35 @@ def finetune(
     """
     if resume is not None:
         return _resume(resume, callbacks=callbacks, live=live, log=log)
-    if strategy not in STRATEGIES:
-        plan(strategy, ["head"], epochs=1, lr=1.0)  # raises with a suggestion
-    if classifier not in (None, "logistic", "svm"):
-        raise ConfigError(f"--classifier {classifier!r}: choose logistic or svm")
-    if classifier and strategy != "feature-extractor":
-        raise ConfigError("--classifier fits a scikit-learn model on frozen features: use it with "
-                          "--strategy feature-extractor")
-    if classifier and head:
-        raise ConfigError("--classifier replaces the head by a linear model; drop --head")
-    class_list = parse_classes(classes) if isinstance(classes, str) else classes
-    options = TransferOptions(model=str(model), strategy=strategy, weights=weights, head=head,
-                              freeze_until=None if freeze_until is None else str(freeze_until),
-                              freeze_epochs=freeze_epochs, lr_ratio=lr_ratio, classifier=classifier,
-                              input_size=input_size,
-                              classes=",".join(map(str, class_list)) if class_list else None, per_class=per_class)
-    base_record(str(model))  # a wrong --model fails before a run directory is made
+    options, overrides = transfer_options(model, options, settings)
+    base_record(options.model)  # a wrong --model fails before a run directory is made
     if isinstance(data, DataSplits):  # data already in memory (a Python user's own, or a benchmark's subset)
-        cfg, splits, run_dir, device = start_run(config, splits=data, log=log, model=str(model), **overrides)
+        cfg, splits, run_dir, device = start_run(config, splits=data, log=log, model=options.model, **overrides)
     else:
-        cfg, splits, run_dir, device = start_run(config, log=log, model=str(model), data=data, **overrides)
+        cfg, splits, run_dir, device = start_run(config, log=log, model=options.model, data=data, **overrides)
     write_yaml(run_dir / "transfer.yaml", dataclasses.asdict(options))
     return _transfer(options, cfg, splits, run_dir, device, callbacks=callbacks, live=live, log=log)
+
+
+def transfer_options(model: str | None, options: TransferOptions | None,
+                     settings: dict[str, Any]) -> tuple[TransferOptions, dict[str, Any]]:
+    """(`options` with the TransferOptions fields of `settings` and `model` applied, checked; the
+    other settings, the training overrides)."""
+    names = field_names(TransferOptions)
+    changes = {k: v for k, v in settings.items() if k in names and v is not None}
+    if model is not None:
+        changes["model"] = str(model)
+    if "freeze_until" in changes:
+        changes["freeze_until"] = str(changes["freeze_until"])
+    if "classes" in changes:  # stored as the indices they mean, e.g. "5-9" -> "5,6,7,8,9"
+        classes = changes["classes"]
+        class_list = parse_classes(classes) if isinstance(classes, str) else classes
+        changes["classes"] = ",".join(map(str, class_list)) if class_list else None
+    options = dataclasses.replace(options or TransferOptions(), **changes)
+    if not options.model:
+        raise ConfigError("finetune needs --model MODEL_OR_RUN_OR_BUNDLE (or --resume RUN)")
+    options.validate()
+    return options, {k: v for k, v in settings.items() if k not in names}
 
 
 def _resume(resume: str | Path, *, callbacks, live, log) -> RunResult:
@@ -219,23 +205,30 @@ def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, ru
                                      "final_trainable_parameters": trainable, "final_frozen_parameters": frozen})
 
 
-def finetune_summary(model: str, data: str | DataSplits = "digits", *, strategy: str = "fine-tune",
-                     weights: str | None = None, head: str | None = None, freeze_until: str | int | None = None,
-                     input_size: int | None = None, epochs: int = 4, lr: float = 3e-3,
-                     lr_ratio: float = 100.0, freeze_epochs: int = 1) -> str:
-    """The Keras-style summary (trainable vs frozen parameters per layer) at every stage of `strategy`.
+def finetune_summary(model: str | None = None, data: str | DataSplits | None = None, *,
+                     options: TransferOptions | None = None, config: TrainConfig | dict | None = None,
+                     log=print, **settings: Any) -> str:
+    """The Keras-style summary (trainable vs frozen parameters per layer) at every stage of the strategy.
 
-    Builds the adapted model as `finetune` would and trains nothing (`cnnkit finetune ... --summary`).
+    Takes what `finetune` takes and starts up as it does (`prepare`: the config, the dataset's
+    recipe, the data), so the stages, epochs and learning rates are the run's; builds the adapted
+    model and trains nothing (`cnnkit finetune ... --summary`).
     """
-    from ..data.dataset import load_dataset
     from ..nn.summary import summarize
 
-    base_record(str(model))
-    splits = data if isinstance(data, DataSplits) else load_dataset(data, limit=1)
-    net, info = build_transfer(str(model), input_shape=splits.input_shape, num_classes=splits.num_classes,
-                               weights=weights, head=head, input_size=input_size)
-    stages = plan(strategy, net.block_groups, epochs=epochs, lr=lr, lr_ratio=lr_ratio,
-                  freeze_until=freeze_until, freeze_epochs=freeze_epochs)
+    options, overrides = transfer_options(model, options, settings)
+    base_record(options.model)
+    if isinstance(data, DataSplits):
+        cfg, splits, _ = prepare(config, splits=data, log=log, model=options.model, **overrides)
+    else:
+        cfg, splits, _ = prepare(config, log=log, model=options.model, data=data, **overrides)
+    if options.classes or options.per_class:
+        splits = select_classes(splits, parse_classes(options.classes) if options.classes else None,
+                                options.per_class, seed=cfg.seed)
+    net, info = build_transfer(options.model, input_shape=splits.input_shape, num_classes=splits.num_classes,
+                               weights=options.weights, head=options.head, input_size=options.input_size)
+    stages = plan(options.strategy, net.block_groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=options.lr_ratio,
+                  freeze_until=options.freeze_until, freeze_epochs=options.freeze_epochs)
     parts = [f"{info.loaded}; block groups: {', '.join(net.block_groups)}"]
     for i, stage in enumerate(stages, start=1):
         net.set_trainable(stage.trainable)

@@ -24,8 +24,7 @@ import torch
 from ..data.dataset import DataSplits, ImageArrays
 from ..errors import ConfigError
 from ..train.optim import decay_split
-
-STRATEGIES = ("feature-extractor", "freeze", "full", "gradual", "fine-tune")
+from .options import STRATEGIES
 
 
 @dataclass
