@@ -40,7 +40,6 @@ FORMATS: dict[str, tuple[str, str | None, bool]] = {
     ".weights": ("Darknet", ".cfg", True),
 }
 FOREIGN_SUFFIXES = tuple(FORMATS)
-# What a missing importer is called in OpenCV 5's message ("Caffe importer has been removed").
 KEYS = ("size", "channels", "scale", "mean", "std", "swap_rb", "crop", "labels", "config", "output")
 OUTPUTS = ("auto", "logits", "probabilities")
 

@@ -26,11 +26,11 @@ from ..data.loader import TensorLoader
 from ..errors import ConfigError, ImageError, ModelError
 from ..models.bundle import BundleMeta, load_bundle
 from ..tasks.base import get_task
+from .foreign import FOREIGN_SUFFIXES
 
 RUNTIMES = ("torch", "onnxruntime", "opencv")
 RUNTIMES_FOR = {"onnx": ("onnxruntime", "opencv"), "torchscript": ("torch",)}
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript")
-FOREIGN_SUFFIXES = (".onnx", ".prototxt", ".caffemodel", ".pb", ".cfg", ".weights")  # foreign.FORMATS
 
 
 @dataclass
@@ -173,7 +173,10 @@ class ForeignOpenCVRuntime(Runtime):
         return self._forward(x)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        out = self._forward(x)
+        return self.as_logits(self._forward(x))
+
+    def as_logits(self, out: np.ndarray) -> np.ndarray:
+        """Logits as they are; probabilities (output: probabilities, or auto-detected) as their logarithm."""
         probabilities = self.probabilities
         if probabilities is None:  # auto: every value in [0, 1] and every row summing to 1
             probabilities = bool(out.min() >= 0 and out.max() <= 1 and np.allclose(out.sum(1), 1, atol=1e-4))
