@@ -10,8 +10,14 @@ from about 1 ms to over 100 ms, which measures the neighbours, not the runtime).
     python benchmarks/inference.py                              # simple-cnn on 1x28x28
     python benchmarks/inference.py --model tv:resnet18 --input 3x224x224 --rounds 5
     python benchmarks/inference.py --out docs/results/inference.md
+    python benchmarks/inference.py --foreign net.onnx --size 224x224 --scale 1/255 --swap-rb
+    python benchmarks/inference.py --foreign tiny.prototxt      # preprocessing from tiny.cnnkit.yaml
 
-Weights are random: speed does not depend on their values.
+Weights are random: speed does not depend on their values. `--foreign FILE` times a model file
+cnnkit did not export (ONNX, Caffe .prototxt/.caffemodel, TensorFlow .pb, Darknet .cfg/.weights)
+in OpenCV DNN, opened as `cnnkit predict` opens it (the same --config/--size/--channels/--scale/
+--mean/--std/--swap-rb flags, or its <stem>.cnnkit.yaml); a foreign .onnx is also timed in ONNX
+Runtime, and the first runtime is the baseline of the speed-up columns (there is no PyTorch twin).
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ import numpy as np
 import torch
 
 from cnnkit.deploy.export import export_onnx
-from cnnkit.deploy.runtimes import ModelInfo, OnnxRuntime, OpenCVRuntime, TorchRuntime
+from cnnkit.deploy.runtimes import (
+    ModelInfo,
+    OnnxRuntime,
+    OpenCVRuntime,
+    Runtime,
+    TorchRuntime,
+    open_runtime,
+)
 from cnnkit.models.bundle import BundleMeta
 
 
@@ -40,6 +53,36 @@ def build(name: str, shape: tuple[int, int, int], classes: int) -> torch.nn.Modu
     from cnnkit.models.registry import create_model
 
     return create_model(name, input_shape=shape, num_classes=classes)
+
+
+class PlainOnnxRuntime(Runtime):
+    """ONNX Runtime on an ONNX file without cnnkit's metadata (a foreign model's info is borrowed)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, foreign, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        super().__init__(foreign.info)
+        self.foreign = foreign  # its outputs are read as the OpenCV runtime reads them (softmax -> log)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return self.foreign.as_logits(out.reshape(len(x), -1))
+
+
+def foreign_runtimes(args) -> dict[str, Runtime]:
+    flags = {k: getattr(args, k) for k in ("config", "preprocessing", "size", "channels", "scale", "mean", "std",
+                                            "swap_rb")}
+    rt = open_runtime(args.foreign, "opencv", preprocessing={k: v for k, v in flags.items() if v is not None})
+    runtimes: dict[str, Runtime] = {"opencv": rt}
+    if Path(args.foreign).suffix.lower() == ".onnx":
+        runtimes["onnxruntime"] = PlainOnnxRuntime(Path(args.foreign), rt, args.threads)
+    return runtimes
 
 
 def time_calls(run, x: np.ndarray, calls: int) -> float:
@@ -60,28 +103,43 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seconds", type=float, default=0.3, help="rough time per measurement")
     p.add_argument("--out", help="also write the Markdown table here")
+    g = p.add_argument_group("a foreign model file (as `cnnkit predict` takes it; docs/export.md)")
+    g.add_argument("--foreign", metavar="FILE", help="time this model file in OpenCV DNN instead of --model")
+    g.add_argument("--config", metavar="FILE", help="its second file (default: the one beside it)")
+    g.add_argument("--preprocessing", metavar="YAML", help="default: <stem>.cnnkit.yaml beside it")
+    g.add_argument("--size", metavar="WxH")
+    g.add_argument("--channels", type=int, choices=[1, 3])
+    g.add_argument("--scale")
+    g.add_argument("--mean")
+    g.add_argument("--std")
+    g.add_argument("--swap-rb", action=argparse.BooleanOptionalAction, default=None)
     args = p.parse_args()
-
-    shape = tuple(int(v) for v in args.input.lower().split("x"))
-    torch.manual_seed(0)
-    model = build(args.model, shape, args.classes).eval()
-    meta = BundleMeta({}, list(shape), [str(i) for i in range(args.classes)], [0.5] * shape[0], [0.25] * shape[0])
-    info = ModelInfo(list(shape), meta.mean, meta.std, meta.class_names)
 
     import cv2
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, meta, path)
-        runtimes = {"torch": TorchRuntime(model, info), "onnxruntime": OnnxRuntime(path, args.threads),
-                    "opencv": OpenCVRuntime(path)}
+    if args.foreign:
+        runtimes = foreign_runtimes(args)
+        shape = tuple(runtimes["opencv"].info.input_shape)
+        args.model = Path(args.foreign).name
+    else:
+        shape = tuple(int(v) for v in args.input.lower().split("x"))
+        torch.manual_seed(0)
+        model = build(args.model, shape, args.classes).eval()
+        meta = BundleMeta({}, list(shape), [str(i) for i in range(args.classes)], [0.5] * shape[0], [0.25] * shape[0])
+        info = ModelInfo(list(shape), meta.mean, meta.std, meta.class_names)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_onnx(model, meta, path)
+            runtimes = {"torch": TorchRuntime(model, info), "onnxruntime": OnnxRuntime(path, args.threads),
+                        "opencv": OpenCVRuntime(path)}
+    first = next(iter(runtimes))
 
     rng = np.random.default_rng(0)
     one = rng.standard_normal((1, *shape), dtype=np.float32)
     many = rng.standard_normal((args.batch, *shape), dtype=np.float32)
-    reference = runtimes["torch"].run(many)
+    reference = runtimes[first].run(many)
     calls = {}
     for name, rt in runtimes.items():  # warm up, check agreement, size the measurements
         rt.run(one)
@@ -105,7 +163,7 @@ def main() -> None:
                 break
     except OSError:
         pass
-    base = statistics.median(latency["torch"])
+    base = statistics.median(latency[first])
     lines = [
         f"`{args.model}` on {'x'.join(map(str, shape))}, {args.threads} thread(s) per runtime, {args.rounds} rounds "
         f"(median), {cpu}, {os.cpu_count()} cores; torch {torch.__version__}, onnxruntime "
@@ -114,7 +172,7 @@ def main() -> None:
         f"| runtime | latency, batch 1 (ms) | speed-up | throughput, batch {args.batch} (images/s) | speed-up |",
         "|---|---:|---:|---:|---:|",
     ]
-    base_tp = statistics.median(throughput["torch"])
+    base_tp = statistics.median(throughput[first])
     for name in runtimes:
         lat, tp = statistics.median(latency[name]), statistics.median(throughput[name])
         tp_text = f"{tp:,.0f}" if tp >= 100 else f"{tp:.1f}"

@@ -87,19 +87,43 @@ def load(path: str | Path, device: str = "cpu") -> nn.Module:
 
 
 def evaluate(path: str | Path, data: str | None = None, *, out: str | Path | None = None,
-             device: str = "auto", batch_size: int = 512) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1 and a confusion matrix PNG on a test split."""
+             device: str = "auto", batch_size: int = 512,
+             preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 and a confusion matrix PNG on a test split.
+
+    `path` may also be a foreign model file (see `predict`); then `data` is required, and the
+    labels, if given, must be the dataset's class names (without labels, output i is class i).
+    """
+    from .deploy.runtimes import is_foreign
+
+    if is_foreign(path, preprocessing):
+        from .report.evaluate import evaluate_foreign
+
+        return evaluate_foreign(path, data, out=out, batch_size=batch_size, preprocessing=preprocessing)
+    if preprocessing and any(v is not None for v in preprocessing.values()):
+        from .errors import ConfigError
+
+        raise ConfigError("preprocessing flags (--size, --scale, --mean, ...) are for foreign model files "
+                          "(.onnx, .prototxt, .caffemodel, .pb, .cfg, .weights); a cnnkit model carries its own")
     from .report.evaluate import evaluate_bundle
 
     return evaluate_bundle(path, data, out=out, device=device, batch_size=batch_size)
 
 
 def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3, device: str = "cpu",
-            runtime: str | None = None, strict: bool = False) -> list[dict[str, Any]]:
+            runtime: str | None = None, strict: bool = False,
+            preprocessing: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file, converted to the model's input.
 
     `path` is a run, a bundle, a .onnx or a TorchScript .pt file; `runtime` torch, onnxruntime or
     opencv (None: torch, or onnxruntime for a .onnx file).
+
+    `path` may also be a foreign model that cnnkit did not export (ONNX without cnnkit's metadata,
+    Caffe .prototxt + .caffemodel, TensorFlow .pb, Darknet .cfg + .weights), run in OpenCV DNN;
+    `preprocessing` then says how to feed it, in OpenCV's terms: {"size": "224x224" (W x H),
+    "channels": 3, "scale": 1/255, "mean": [...] (pixel units), "std": [...], "swap_rb": True,
+    "crop": False, "labels": "labels.txt", "config": second file, "preprocessing": a YAML file},
+    each on top of a `<stem>.cnnkit.yaml` beside the model (docs/export.md).
 
     Returns one record per image, in the order given, each with "image" and "runtime" and either
     "top" (a list of {"class", "index", "probability"}, best first) or, for a file that could not
@@ -112,7 +136,8 @@ def predict(path: str | Path, images: list[str | Path], *, top_k: int = 3, devic
     """
     from .deploy.runtimes import predict_images
 
-    return predict_images(path, images, runtime=runtime, top_k=top_k, device=device, strict=strict)
+    return predict_images(path, images, runtime=runtime, top_k=top_k, device=device, strict=strict,
+                          preprocessing=preprocessing)
 
 
 def datasets(level: str | None = None) -> list[dict[str, Any]]:

@@ -72,19 +72,47 @@ def _train_run(args) -> int:
 # --------------------------------------------------------------------------- evaluate / predict
 
 
+def _foreign_args(p):
+    g = p.add_argument_group("foreign models (a file cnnkit did not export, run in OpenCV DNN; docs/export.md)")
+    g.add_argument("--config", metavar="FILE",
+                   help="the model's second file (.caffemodel, .prototxt, .weights, .cfg, .pbtxt); "
+                        "default: the one beside it with the same name")
+    g.add_argument("--preprocessing", metavar="YAML",
+                   help="the preprocessing YAML (default: <model stem>.cnnkit.yaml or cnnkit.yaml beside it)")
+    g.add_argument("--size", metavar="WxH", help="input width x height, e.g. 224x224")
+    g.add_argument("--channels", type=int, choices=[1, 3], help="input channels (default 3)")
+    g.add_argument("--scale", help="x = (pixel - mean) * scale / std; e.g. 1/255 or 0.017 (default 1)")
+    g.add_argument("--mean", help="per channel, in pixel units (0..255), model's channel order, e.g. 104,117,123")
+    g.add_argument("--std", help="per channel divisor applied after scale (default 1)")
+    g.add_argument("--swap-rb", action=argparse.BooleanOptionalAction, default=None,
+                   help="the model wants RGB (OpenCV's swapRB); default: no, BGR as cv2.imread gives")
+    g.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="resize to cover the size and cut the centre (default: stretch)")
+    g.add_argument("--labels", metavar="FILE", help="class names, one per line")
+
+
+FOREIGN_FLAGS = ("config", "preprocessing", "size", "channels", "scale", "mean", "std", "swap_rb", "crop", "labels")
+
+
+def _foreign(args) -> dict | None:
+    given = {k: getattr(args, k) for k in FOREIGN_FLAGS if getattr(args, k) is not None}
+    return given or None
+
+
 def _evaluate_setup(p):
     p.add_argument("model", metavar="RUN_OR_BUNDLE")
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
     p.add_argument("--out", help="folder for the confusion matrix and evaluation.json")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _foreign_args(p)
 
 
 @command("evaluate", "accuracy, per-class precision/recall/F1 and a confusion matrix on a test set", _evaluate_setup)
 def _evaluate_run(args) -> int:
     from .api import evaluate
 
-    result = evaluate(args.model, args.data, out=args.out, device=args.device)
+    result = evaluate(args.model, args.data, out=args.out, device=args.device, preprocessing=_foreign(args))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -109,6 +137,7 @@ def _predict_setup(p):
                         "(default: torch; onnxruntime for a .onnx file)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image (default: predict the others, report it, exit 2)")
+    _foreign_args(p)
 
 
 @command("predict", "top-k classes with probabilities for image files", _predict_setup)
@@ -116,7 +145,7 @@ def _predict_run(args) -> int:
     from .api import predict
 
     results = predict(args.model, args.images, top_k=args.top_k, device=args.device, runtime=args.runtime,
-                      strict=args.strict)
+                      strict=args.strict, preprocessing=_foreign(args))
     failed = 0
     for result in results:
         if "error" in result:

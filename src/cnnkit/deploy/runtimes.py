@@ -26,6 +26,7 @@ from ..data.loader import TensorLoader
 from ..errors import ConfigError, ImageError, ModelError
 from ..models.bundle import BundleMeta, load_bundle
 from ..tasks.base import get_task
+from .foreign import FOREIGN_SUFFIXES
 
 RUNTIMES = ("torch", "onnxruntime", "opencv")
 RUNTIMES_FOR = {"onnx": ("onnxruntime", "opencv"), "torchscript": ("torch",)}
@@ -52,7 +53,11 @@ class ModelInfo:
 
 
 class Runtime:
-    """A loaded model: `run(float32 NCHW) -> logits`, plus its preprocessing `info`."""
+    """A loaded model: `run(float32 NCHW) -> logits`, plus its preprocessing `info`.
+
+    `read_image` and `batch` turn image files into what `run` takes: cnnkit's own decoding
+    (fit to the input size, then `preprocess`) unless a runtime knows better (foreign models).
+    """
 
     name = "base"
 
@@ -61,6 +66,15 @@ class Runtime:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def read_image(self, path: str | Path) -> Any:
+        """One image file, decoded for this model (ImageError if it cannot be read)."""
+        c, h, w = self.info.input_shape
+        return load_image(path, c, (h, w))
+
+    def batch(self, images: list[Any]) -> np.ndarray:
+        """What `read_image` gave, as the float32 batch `run` takes."""
+        return preprocess(torch.stack(images), self.info)
 
 
 class TorchRuntime(Runtime):
@@ -116,10 +130,79 @@ class OpenCVRuntime(Runtime):
         return np.asarray(self.net.forward()).reshape(len(x), -1)
 
 
+class ForeignOpenCVRuntime(Runtime):
+    """A model file cnnkit did not export (ONNX, Caffe, TensorFlow, Darknet), read by cv2.dnn.readNet.
+
+    Its `info` comes from the user's preprocessing (`foreign.ForeignPreprocessing`): input shape from
+    size and channels, mean/std as the same arithmetic in cnnkit's convention, class names from the
+    labels file (else "0", "1", ...). Images become blobs through cv2.dnn.blobFromImages, so scale,
+    mean, swap_rb and crop mean what they mean in OpenCV. A net that ends in a softmax gives
+    probabilities; `run` hands those on as log-probabilities, so the task's softmax gives them back.
+    """
+
+    name = "opencv"
+
+    def __init__(self, path: Path, preprocessing: dict[str, Any] | None = None) -> None:
+        from . import foreign
+
+        self.preprocessing, config = foreign.resolve(path, preprocessing)
+        self.format, self.model_path, self.config_path = foreign.model_files(path, config)
+        self.net = foreign.read_net(self.format, self.model_path, self.config_path)
+        pre = self.preprocessing
+        w, h = pre.size
+        probe = np.zeros((1, pre.channels, h, w), dtype=np.float32)  # the model must take this input
+        try:
+            classes = self._forward(probe).shape[1]
+        except Exception as e:  # cv2.error; a size the net cannot take
+            raise ModelError(f"{path.name} cannot run on a {pre.channels}x{h}x{w} input (size {w}x{h}, "
+                             f"channels {pre.channels} from {pre.source}): {foreign.cv_reason(e)}") from e
+        names = pre.labels or [str(i) for i in range(classes)]
+        if len(names) != classes:
+            raise ConfigError(f"{path.name} gives {classes} outputs but the labels (from {pre.source}) "
+                              f"name {len(names)} classes; give one name per output")
+        mean, std = pre.cnnkit_mean_std()
+        super().__init__(ModelInfo([pre.channels, h, w], mean, std, names, "classification"))
+        self.probabilities: bool | None = None if pre.output == "auto" else pre.output == "probabilities"
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        self.net.setInput(np.ascontiguousarray(x, dtype=np.float32))
+        return np.asarray(self.net.forward()).reshape(len(x), -1)
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The net's outputs as they are (logits, or probabilities for a net ending in softmax)."""
+        return self._forward(x)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.as_logits(self._forward(x))
+
+    def as_logits(self, out: np.ndarray) -> np.ndarray:
+        """Logits as they are; probabilities (output: probabilities, or auto-detected) as their logarithm."""
+        probabilities = self.probabilities
+        if probabilities is None:  # auto: every value in [0, 1] and every row summing to 1
+            probabilities = bool(out.min() >= 0 and out.max() <= 1 and np.allclose(out.sum(1), 1, atol=1e-4))
+        if probabilities:
+            return np.log(np.clip(out, np.finfo(np.float32).tiny, None))
+        return out
+
+    def read_image(self, path: str | Path) -> np.ndarray:
+        from ..data.images import normalise_mode, open_image
+
+        return np.asarray(normalise_mode(open_image(path), self.info.input_shape[0]), dtype=np.uint8)
+
+    def blob(self, images: list[np.ndarray]) -> np.ndarray:
+        """uint8 H x W x 3 (RGB) or H x W images -> the model's input, through cv2.dnn.blobFromImages."""
+        from .foreign import to_blob
+
+        return to_blob(images, self.preprocessing)
+
+    batch = blob
+
+
 def _info_from_props(props: dict[str, str], path: Path) -> ModelInfo:
     if "cnnkit" not in props:
         raise ModelError(f"{path} has no cnnkit metadata (input size, mean/std, class names); "
-                         "export it with `cnnkit export`")
+                         "export it with `cnnkit export`, or run it as a foreign model in OpenCV DNN "
+                         "with its preprocessing (--runtime opencv --size WxH ...; docs/export.md)")
     return ModelInfo.from_dict(json.loads(props["cnnkit"]), path)
 
 
@@ -138,21 +221,68 @@ def _require(module: str, runtime: str, missing_ok: bool) -> bool:
 
 
 def default_runtime(path: str | Path) -> str:
-    return "onnxruntime" if Path(path).suffix == ".onnx" else "torch"
+    suffix = Path(path).suffix.lower()
+    if suffix in FOREIGN_SUFFIXES and suffix != ".onnx":
+        return "opencv"
+    return "onnxruntime" if suffix == ".onnx" else "torch"
+
+
+def is_foreign(path: str | Path, preprocessing: dict[str, Any] | None = None) -> bool:
+    """A file cnnkit did not export: Caffe, TensorFlow, Darknet, or an ONNX file given preprocessing
+    or lacking cnnkit's metadata."""
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in FOREIGN_SUFFIXES:
+        return False
+    if suffix != ".onnx":
+        return True
+    if preprocessing and any(v is not None for v in preprocessing.values()):
+        return True
+    return path.is_file() and not _has_cnnkit_metadata(path)
+
+
+def _has_cnnkit_metadata(path: Path) -> bool:
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not ONNX at all: the runtime that opens it says so
+        return True
+    return any(p.key == "cnnkit" for p in proto.metadata_props)
 
 
 def open_runtime(path: str | Path, runtime: str | None = None, *, device: str = "cpu",
-                 threads: int | None = None, missing_ok: bool = False) -> Runtime | None:
+                 threads: int | None = None, missing_ok: bool = False,
+                 preprocessing: dict[str, Any] | None = None) -> Runtime | None:
     """Load a run, bundle, .onnx or TorchScript file into the named runtime.
 
     runtime None: torch, or onnxruntime for a .onnx file. With missing_ok, an uninstalled
     optional runtime gives None instead of an error.
+
+    A foreign model (an ONNX file without cnnkit's metadata, Caffe .prototxt/.caffemodel,
+    TensorFlow .pb, Darknet .cfg/.weights) runs in OpenCV DNN with `preprocessing`: a dict of
+    size, channels, scale, mean, std, swap_rb, crop, labels, config (the second file), output and
+    preprocessing (a YAML file), each optional, on top of a `<stem>.cnnkit.yaml` beside the model.
     """
-    runtime = runtime or default_runtime(path)
-    if runtime not in RUNTIMES:
+    if runtime is not None and runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     path = Path(path).expanduser()
-    if path.suffix == ".onnx":
+    suffix = path.suffix.lower()
+    given = bool(preprocessing and any(v is not None for v in preprocessing.values()))
+    # A plain .onnx asked for in onnxruntime keeps the cnnkit path (and its "no metadata" error).
+    if is_foreign(path, preprocessing) and (given or suffix != ".onnx" or runtime in (None, "opencv")):
+        if runtime not in (None, "opencv"):
+            raise ConfigError(f"{path.name} is not a cnnkit export: foreign models run in OpenCV DNN "
+                              "(--runtime opencv, the default for them)")
+        if not _require("cv2", "opencv", missing_ok):
+            return None
+        return ForeignOpenCVRuntime(path, preprocessing)
+    if given:
+        raise ConfigError(f"{path.name}: preprocessing flags (--size, --scale, --mean, --std, --swap-rb, "
+                          "--labels, --config) are for foreign model files (.onnx, .prototxt, .caffemodel, "
+                          ".pb, .cfg, .weights); a cnnkit model carries its own")
+    runtime = runtime or default_runtime(path)
+    if suffix == ".onnx":
         if not path.is_file():
             raise ModelError(f"{path}: no such ONNX file")
         if runtime == "torch":
@@ -199,15 +329,16 @@ def preprocess(images: torch.Tensor, info: ModelInfo) -> np.ndarray:
 
 
 def predict_images(path: str | Path, images: list[str | Path], *, runtime: str | None = None, top_k: int = 3,
-                   device: str = "cpu", strict: bool = False) -> list[dict[str, Any]]:
+                   device: str = "cpu", strict: bool = False,
+                   preprocessing: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Top-k classes for image files, through any runtime; the records of `cnnkit.predict`.
 
     One record per image, in the order given: {"image", "runtime", "top": [...]} for an image
     that was read, {"image", "runtime", "error": why} for one that could not be (missing, not an
     image, cut short). With `strict`, the first unreadable image raises ImageError instead.
     """
-    rt = open_runtime(path, runtime, device=device)
-    c, h, w = rt.info.input_shape
+    rt = open_runtime(path, runtime, device=device, preprocessing=preprocessing)
+    c = rt.info.input_shape[0]
     if c not in (1, 3):  # the model, not any one file, is the problem: say it once
         raise ImageError(f"models with {c} input channels cannot take image files")
     records: list[dict[str, Any]] = []
@@ -215,7 +346,7 @@ def predict_images(path: str | Path, images: list[str | Path], *, runtime: str |
     for p in images:
         record: dict[str, Any] = {"image": str(p), "runtime": rt.name}
         try:
-            tensors.append(load_image(p, c, (h, w)))
+            tensors.append(rt.read_image(p))
             readable.append(record)
         except ImageError as e:
             if strict:
@@ -223,7 +354,7 @@ def predict_images(path: str | Path, images: list[str | Path], *, runtime: str |
             record["error"] = str(e)
         records.append(record)
     if tensors:
-        outputs = rt.run(preprocess(torch.stack(tensors), rt.info))
+        outputs = rt.run(rt.batch(tensors))
         decoded = get_task(rt.info.task).decode(outputs, rt.info.class_names, top_k)  # the task reads the outputs
         for record, top in zip(readable, decoded, strict=True):
             record["top"] = top

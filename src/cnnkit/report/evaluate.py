@@ -61,3 +61,44 @@ def _predict_all(model: nn.Module, loader: TensorLoader) -> tuple[torch.Tensor, 
         outputs.append(model(x).float().cpu())
         labels.append(y.cpu())
     return torch.cat(outputs), torch.cat(labels)
+
+
+def evaluate_foreign(path: str | Path, data: str | None, *, out: str | Path | None = None, batch_size: int = 512,
+                     preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`evaluate_bundle` for a foreign model file run in OpenCV DNN (deploy/foreign.py): every test
+    image goes through the model's own preprocessing (cv2.dnn.blobFromImages)."""
+    import numpy as np
+
+    from ..data.arrays import FileList
+    from ..deploy.runtimes import open_runtime
+
+    if not data:
+        raise CnnkitError(f"{Path(path).name} is not a cnnkit model, so it does not know its dataset; "
+                          "pass --data NAME")
+    rt = open_runtime(path, "opencv", preprocessing=preprocessing)
+    c, h, w = rt.info.input_shape
+    splits = load_dataset(data, image_size=(h, w))
+    test = splits.test
+    labels_given = rt.preprocessing.labels is not None
+    class_names = rt.info.class_names if labels_given else list(splits.class_names)
+    if len(rt.info.class_names) != len(splits.class_names) or (labels_given and class_names != list(splits.class_names)):
+        raise CnnkitError(f"the model's {len(rt.info.class_names)} classes ({', '.join(rt.info.class_names[:4])}, "
+                          f"...) are not the {len(splits.class_names)} of {data} "
+                          f"({', '.join(splits.class_names[:4])}, ...); evaluate on the dataset it was trained on")
+    outputs = []
+    if isinstance(test, FileList):
+        for start in range(0, len(test.paths), batch_size):
+            outputs.append(rt.run(rt.batch([rt.read_image(p) for p in test.paths[start:start + batch_size]])))
+    else:
+        images = test.images
+        if images.shape[1] != c:
+            images = images.float().mean(1, keepdim=True).round().to(torch.uint8) if c == 1 else images.expand(-1, 3, -1, -1)
+        array = images.permute(0, 2, 3, 1).contiguous().numpy()
+        for start in range(0, len(array), batch_size):
+            chunk = [a[:, :, 0] if c == 1 else a for a in array[start:start + batch_size]]
+            outputs.append(rt.run(rt.batch(chunk)))
+    out_dir = Path(out) if out else Path(path).expanduser().parent / "evaluate"
+    result = get_task("classification").evaluate_report(torch.from_numpy(np.concatenate(outputs)), test.labels.long(),
+                                                        class_names, dataset=data, out_dir=out_dir)
+    write_json(out_dir / "evaluation.json", result)
+    return result
