@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from cnnkit.cli import main
-from conftest import FASHION_SYSTEM_DIR, unavailable
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 FP32 = ["--amp", "off", "--deterministic", "--no-tensorboard"]
@@ -47,12 +46,3 @@ def check_against_golden(metrics: Path, golden: Path) -> None:
 def test_seeded_digits_run_matches_the_pinned_metrics(tmp_path):
     assert main(["train", "--data", "digits", "--epochs", "4", *FP32, "--out", str(tmp_path), "--name", "d"]) == 0
     check_against_golden(tmp_path / "d" / "metrics.csv", GOLDEN / "train-digits-4-epochs.csv")
-
-
-@pytest.mark.slow
-def test_seeded_fashion_run_matches_the_pinned_metrics(tmp_path):
-    if not FASHION_SYSTEM_DIR.is_dir():
-        unavailable("Fashion-MNIST", "apt-get install dataset-fashion-mnist")
-    assert main(["train", "--data", "fashion-mnist", "--limit", "1000", "--epochs", "2", *FP32,
-                 "--out", str(tmp_path), "--name", "f"]) == 0
-    check_against_golden(tmp_path / "f" / "metrics.csv", GOLDEN / "train-fashion-1000-2-epochs.csv")
