@@ -46,3 +46,13 @@ def fashion_available():
     if not (FASHION_SYSTEM_DIR / "train-images-idx3-ubyte.gz").exists():
         unavailable("Fashion-MNIST's system copy", "apt-get install dataset-fashion-mnist")
     return FASHION_SYSTEM_DIR
+
+
+def need_package(module: str, install: str):
+    """The imported module, or `unavailable` (a failure under CI, a skip elsewhere)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        unavailable(f"the {module} package", install)

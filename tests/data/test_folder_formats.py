@@ -9,7 +9,7 @@ from formats_writer import write_mnist_family
 from cnnkit.cli import main
 from cnnkit.data import load_dataset
 from cnnkit.data.sources import dataset_cache_dir
-from conftest import FASHION_SYSTEM_DIR
+from conftest import FASHION_SYSTEM_DIR, unavailable
 
 
 def _sign_csv(path, labels, seed=0):
@@ -62,7 +62,7 @@ def test_folder_with_idx_files_of_unknown_origin(tmp_path, gz):
 
 def test_folder_with_a_copy_of_fashion_mnist_is_recognised_by_checksum(tmp_path):
     if not FASHION_SYSTEM_DIR.is_dir():
-        pytest.skip("Fashion-MNIST system copy not installed")
+        unavailable("Fashion-MNIST", "apt-get install dataset-fashion-mnist")
     for path in FASHION_SYSTEM_DIR.glob("*.gz"):
         (tmp_path / path.name).symlink_to(path)
     data = load_dataset(str(tmp_path), limit=200)

@@ -7,6 +7,7 @@ import pytest
 from cnnkit.errors import CnnkitError
 from cnnkit.models import registry
 from cnnkit.models.registry import register_model, register_source
+from conftest import need_package
 
 
 def test_registering_a_model_name_twice_is_an_error(monkeypatch):
@@ -36,7 +37,7 @@ def test_models_timm_no_match_blames_the_extra_only_when_timm_is_missing(capsys,
 
     from cnnkit.cli import main
 
-    pytest.importorskip("timm")
+    need_package("timm", "pip install 'cnnkit[timm]'")
     assert main(["models", "--source", "timm", "yolo*"]) == 2
     err = capsys.readouterr().err
     assert "no model matches 'yolo*' in source 'timm'" in err and "extra" not in err

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 import torchvision
 
 from cnnkit.cli import main
 from cnnkit.models.resolve import resolve_model
+from conftest import need_package
 
 
 def _params(module) -> int:
@@ -38,7 +38,7 @@ def test_tv_model_with_other_channels_keeps_its_classifier():
 
 
 def test_timm_model_summary_is_timms_own_model(capsys):
-    timm = pytest.importorskip("timm")
+    timm = need_package("timm", "pip install 'cnnkit[timm]'")
     expected = _params(timm.create_model("resnet18", pretrained=False))
     assert _summary(capsys, "timm:resnet18", "--input", "3x64x64")["total_params"] == expected
 
@@ -51,7 +51,7 @@ def test_builtin_and_spec_models_keep_the_default_of_10_classes(capsys):
 
 
 def test_hf_model_summary_is_transformers_own_model(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = need_package("transformers", "pip install 'cnnkit[hf]'")
     config = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],
                                        layer_type="basic", num_labels=7)
     own = transformers.ResNetForImageClassification(config)
