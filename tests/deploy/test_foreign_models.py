@@ -487,3 +487,15 @@ def test_evaluate_runs_a_foreign_model_on_a_dataset(tmp_path, capsys):
     assert main(["evaluate", str(path), "--data", "digits", "--size", "8x8", "--channels", "1", "--scale", "1/255",
                  "--out", str(tmp_path / "eval2")]) == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_preprocessing_mistakes_are_one_clear_line(tmp_path):
+    from cnnkit.deploy.foreign import resolve
+
+    model = tmp_path / "net.onnx"
+    (tmp_path / "net.cnnkit.yaml").write_text("size: 8x8\nchannels: three\n")
+    with pytest.raises(ConfigError, match=r"channels \['three'\] \(from .*net.cnnkit.yaml\) is not a number"):
+        resolve(model, None)
+    (tmp_path / "net.cnnkit.yaml").write_text("size: 8x8\n")
+    with pytest.raises(ConfigError, match=r"channels 2 \(from \S+net.cnnkit.yaml and flags\):"):
+        resolve(model, {"scale": "1/255", "mean": "0", "channels": 2})

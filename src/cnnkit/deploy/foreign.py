@@ -189,6 +189,7 @@ def resolve(path: Path, given: dict[str, Any] | None) -> tuple[ForeignPreprocess
     for k, v in given.items():
         values[k] = v
         labels_base[k] = Path.cwd()
+    if given:
         where = f"{where} and flags" if yaml_path is not None else "flags"
     if not values or "size" not in values:
         if values:
@@ -197,9 +198,10 @@ def resolve(path: Path, given: dict[str, Any] | None) -> tuple[ForeignPreprocess
         raise ConfigError(needed_message(path))
     pre = ForeignPreprocessing(size=_size(values["size"], where), source=where)
     if "channels" in values:
-        pre.channels = int(values["channels"])
-        if pre.channels not in (1, 3):
-            raise ConfigError(f"channels {pre.channels} (from {where}): image files give 1 (grey) or 3 (colour)")
+        channels = _numbers(values["channels"], "channels", where)[0]  # a word is a ConfigError, not a crash
+        if channels not in (1, 3):
+            raise ConfigError(f"channels {channels:g} (from {where}): image files give 1 (grey) or 3 (colour)")
+        pre.channels = int(channels)
     if "scale" in values:
         pre.scale = _numbers(values["scale"], "scale", where)[0]
         if pre.scale <= 0:

@@ -126,8 +126,13 @@ class OpenCVRuntime(Runtime):
         super().__init__(_info_from_props({p.key: p.value for p in proto.metadata_props}, path))
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        self.net.setInput(np.ascontiguousarray(x, dtype=np.float32))
-        return np.asarray(self.net.forward()).reshape(len(x), -1)
+        return opencv_forward(self.net, x)
+
+
+def opencv_forward(net, x: np.ndarray) -> np.ndarray:
+    """An OpenCV DNN net's outputs for a float32 N x C x H x W batch, one row per image."""
+    net.setInput(np.ascontiguousarray(x, dtype=np.float32))
+    return np.asarray(net.forward()).reshape(len(x), -1)
 
 
 class ForeignOpenCVRuntime(Runtime):
@@ -152,7 +157,7 @@ class ForeignOpenCVRuntime(Runtime):
         w, h = pre.size
         probe = np.zeros((1, pre.channels, h, w), dtype=np.float32)  # the model must take this input
         try:
-            classes = self._forward(probe).shape[1]
+            classes = self.raw(probe).shape[1]
         except Exception as e:  # cv2.error; a size the net cannot take
             raise ModelError(f"{path.name} cannot run on a {pre.channels}x{h}x{w} input (size {w}x{h}, "
                              f"channels {pre.channels} from {pre.source}): {foreign.cv_reason(e)}") from e
@@ -164,16 +169,12 @@ class ForeignOpenCVRuntime(Runtime):
         super().__init__(ModelInfo([pre.channels, h, w], mean, std, names, "classification"))
         self.probabilities: bool | None = None if pre.output == "auto" else pre.output == "probabilities"
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        self.net.setInput(np.ascontiguousarray(x, dtype=np.float32))
-        return np.asarray(self.net.forward()).reshape(len(x), -1)
-
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The net's outputs as they are (logits, or probabilities for a net ending in softmax)."""
-        return self._forward(x)
+        return opencv_forward(self.net, x)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.as_logits(self._forward(x))
+        return self.as_logits(self.raw(x))
 
     def as_logits(self, out: np.ndarray) -> np.ndarray:
         """Logits as they are; probabilities (output: probabilities, or auto-detected) as their logarithm."""
@@ -189,13 +190,11 @@ class ForeignOpenCVRuntime(Runtime):
 
         return np.asarray(normalise_mode(open_image(path), self.info.input_shape[0]), dtype=np.uint8)
 
-    def blob(self, images: list[np.ndarray]) -> np.ndarray:
+    def batch(self, images: list[np.ndarray]) -> np.ndarray:
         """uint8 H x W x 3 (RGB) or H x W images -> the model's input, through cv2.dnn.blobFromImages."""
         from .foreign import to_blob
 
         return to_blob(images, self.preprocessing)
-
-    batch = blob
 
 
 def _info_from_props(props: dict[str, str], path: Path) -> ModelInfo:
@@ -221,10 +220,8 @@ def _require(module: str, runtime: str, missing_ok: bool) -> bool:
 
 
 def default_runtime(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix in FOREIGN_SUFFIXES and suffix != ".onnx":
-        return "opencv"
-    return "onnxruntime" if suffix == ".onnx" else "torch"
+    """torch, or onnxruntime for a .onnx file (foreign formats have returned before this is asked)."""
+    return "onnxruntime" if Path(path).suffix.lower() == ".onnx" else "torch"
 
 
 def is_foreign(path: str | Path, preprocessing: dict[str, Any] | None = None) -> bool:

@@ -14,8 +14,6 @@ from ..fileio import write_text
 # metrics.csv holds what the training computed and nothing that depends on the clock, so two
 # runs of the same command (and a run resumed after a crash) give byte-identical files on the
 # CPU in deterministic mode; wall-clock timing goes to timing.csv beside it.
-# The columns are the task's (Task.metrics_columns); these are classification's, the default.
-METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 TIMING_COLUMNS = ("epoch", "seconds", "images_per_second")
 
 
@@ -73,7 +71,8 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def write_metrics(run_dir: Path, history: list[dict], columns: tuple[str, ...] = METRICS_COLUMNS) -> None:
-    """metrics.csv (one row per epoch, no clock values) and timing.csv (seconds, images/s)."""
+def write_metrics(run_dir: Path, history: list[dict], columns: tuple[str, ...]) -> None:
+    """metrics.csv (one row per epoch, no clock values; `columns`: the task's Task.metrics_columns)
+    and timing.csv (seconds, images/s)."""
     _write_csv(run_dir / "metrics.csv", columns, history)
     _write_csv(run_dir / "timing.csv", TIMING_COLUMNS, history)

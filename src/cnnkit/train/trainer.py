@@ -200,7 +200,7 @@ class Trainer:
     @property
     def global_step(self) -> int:
         """Optimizer steps taken so far in this run (across stages)."""
-        return self.stage_start * len(self.train_loader) + int(self.scheduler.last_epoch)
+        return self.steps_before_stage + int(self.scheduler.last_epoch)
 
     def start_stage(self, epochs: int, param_groups: list[dict] | None = None, *,
                     start: int | None = None, name: str | None = None) -> None:
@@ -211,6 +211,7 @@ class Trainer:
         (whose start lies before the checkpoint) and then `resume()`."""
         self.stage_start = self.state.epoch if start is None else start
         self.stage_end = self.stage_start + epochs
+        self.steps_before_stage = self.stage_start * len(self.train_loader)  # global_step's offset, once
         self.stage_name = name
         self.optimizer = make_optimizer(self.model, self.config, param_groups)
         self.total_steps = epochs * len(self.train_loader)
