@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,3 +62,8 @@ def read_yaml(path: str | os.PathLike) -> Any:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{path} cannot be read as YAML ({reason})") from e
+
+
+def safe_name(text: str) -> str:
+    """A model name as a file name: `timm:tf_efficientnet_lite0` -> `timm_tf_efficientnet_lite0`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "model"

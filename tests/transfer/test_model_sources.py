@@ -163,8 +163,8 @@ def test_bad_head_and_unknown_models_are_user_errors():
 @pytest.mark.parametrize("name", ["tv:resnet18", "timm:mobilenetv3_small_050.lamb_in1k"])
 def test_weights_from_an_earlier_run_of_the_same_architecture(name, tmp_path):
     """`--model tv:resnet18 --weights runs/x`: the backbone of that run, a fresh head for the new data."""
-    first = finetune(name, tiny_splits(8, shape=(1, 32, 32)), strategy="full", epochs=1, batch_size=8,
-                     out=str(tmp_path), name="first", log=lambda *a: None, live=False)
+    first = finetune(name, tiny_splits(8, shape=(1, 32, 32)), strategy="full", weights="none", epochs=1,
+                     batch_size=8, out=str(tmp_path), name="first", log=lambda *a: None, live=False)
     donor = cnnkit.load(first.run_dir / "best")
     net, info = build_transfer(name, input_shape=(1, 32, 32), num_classes=3, weights=str(first.run_dir))
     assert str(first.run_dir) in info.loaded and net.num_classes == 3

@@ -55,12 +55,15 @@ def normalise_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("L" if channels == 1 else "RGB")  # also CMYK, P, 1, YCbCr, ...
 
 
-def fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize so the image covers `size` (H, W), then crop the centre."""
+def fit(img: Image.Image, size: tuple[int, int], crop_pct: float = 1.0) -> Image.Image:
+    """Resize so the image covers `size` (H, W) / crop_pct, then crop `size` from the centre.
+
+    crop_pct < 1 is the ImageNet evaluation convention (resize to 256, crop 224: 0.875), which
+    the pretrained weights were measured with."""
     h, w = size
     if (img.height, img.width) == (h, w):
         return img
-    scale = max(h / img.height, w / img.width)
+    scale = max(h / img.height, w / img.width) / crop_pct
     new_w, new_h = max(w, round(img.width * scale)), max(h, round(img.height * scale))
     img = img.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
     left, top = (new_w - w) // 2, (new_h - h) // 2
@@ -73,16 +76,18 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy())  # np.asarray of a PIL image is read-only
 
 
-def convert_image(img: Image.Image, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+def convert_image(img: Image.Image, channels: int, size: tuple[int, int] | None = None,
+                  crop_pct: float = 1.0) -> torch.Tensor:
     """PIL image -> uint8 tensor channels x H x W, fitted to size=(H, W) when given.
 
     `fit` (cover, then crop the centre) as the training data was: a photo of another shape is
     cropped the same way at prediction time, not stretched."""
     img = normalise_mode(img, channels)
     if size is not None:
-        img = fit(img, tuple(size))
+        img = fit(img, tuple(size), crop_pct)
     return to_tensor(img)
 
 
-def load_image(path: str | Path, channels: int, size: tuple[int, int] | None = None) -> torch.Tensor:
-    return convert_image(open_image(path), channels, size)
+def load_image(path: str | Path, channels: int, size: tuple[int, int] | None = None,
+               crop_pct: float = 1.0) -> torch.Tensor:
+    return convert_image(open_image(path), channels, size, crop_pct)

@@ -26,9 +26,10 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..fileio import atomic_path
-from ..models.bundle import BundleMeta, load_bundle
+from ..models.bundle import BundleMeta
 from ..nn.model import SpecNet
 from ..tasks.base import get_task
+from .static_padding import freeze_same_padding
 
 DEFAULT_OPSET = 17
 TOLERANCE = 1e-4  # max |exported - PyTorch| over every logit of the check batch
@@ -62,6 +63,7 @@ def preprocessing(meta: BundleMeta) -> dict:
         "output": task.output_names[0] if len(task.output_names) == 1 else list(task.output_names),
         "architecture": meta.architecture.to_dict(),
         "layout": "NCHW",
+        "crop_pct": float(meta.crop_pct),  # resize to input size / crop_pct, then crop the centre
     }
 
 
@@ -83,7 +85,8 @@ def export_onnx(model: nn.Module, meta: BundleMeta, path: str | Path, *, opset: 
     outputs = get_task(meta.task).output_names  # classification: one output, the logits
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the classic exporter announces its deprecation
-        torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
+        # The reference for the check below stays `model`: the frozen copy must agree with it.
+        torch.onnx.export(freeze_same_padding(model, x), (x,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
                           input_names=["input"], output_names=list(outputs),
                           dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in outputs}})
         proto = onnx.load(str(tmp))
@@ -167,17 +170,24 @@ def verify(model: nn.Module, meta: BundleMeta, result: ExportResult) -> ExportRe
 
 def export_model(model_path: str | Path, *, format: str = "onnx", out: str | Path | None = None,
                  opset: int = DEFAULT_OPSET, check: bool = True) -> ExportResult:
-    """Export a run or bundle; the default file is `model.onnx` / `model.pt` beside the bundle."""
+    """Export a run, a bundle or a pretrained model's name (`efficientnet-lite0`, with its ImageNet
+    classifier); the default file is `model.onnx` / `model.pt` beside the bundle, or `./NAME.onnx`."""
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; choose onnx or torchscript")
-    from ..models.bundle import find_bundle
+    from ..fileio import safe_name
+    from ..models.bundle import find_bundle, is_bundle_path
+    from ..models.resolve import load_model
 
-    folder = find_bundle(model_path)
     suffix = ".onnx" if format == "onnx" else ".pt"
-    path = Path(out) if out else folder / f"model{suffix}"
+    if out:
+        path = Path(out)
+    elif is_bundle_path(model_path, found=False):
+        path = find_bundle(model_path) / f"model{suffix}"
+    else:
+        path = Path(f"{safe_name(str(model_path))}{suffix}")
     if path.suffix != suffix:  # before loading anything
         raise ConfigError(f"a {format} file should end in {suffix}, got {path.name}")
-    model, meta = load_bundle(folder)
+    model, meta = load_model(model_path)
     if format == "onnx":
         return export_onnx(model, meta, path, opset=opset, check=check)
     return export_torchscript(model, meta, path, check=check)

@@ -24,7 +24,8 @@ from ..data.dataset import ImageArrays
 from ..data.images import load_image
 from ..data.loader import TensorLoader
 from ..errors import ConfigError, ImageError, ModelError
-from ..models.bundle import BundleMeta, load_bundle
+from ..models.bundle import BundleMeta
+from ..models.resolve import load_model
 from ..tasks.base import get_task
 from .foreign import FOREIGN_SUFFIXES
 
@@ -40,13 +41,14 @@ class ModelInfo:
     std: list[float]
     class_names: list[str]
     task: str = "classification"  # how the outputs are decoded (cnnkit/tasks/); older exports are classifiers
+    crop_pct: float = 1.0  # resize to input size / crop_pct, then crop the centre (BundleMeta.crop_pct)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: Path) -> ModelInfo:
         try:
             return cls([int(v) for v in data["input_shape"]], [float(v) for v in data["mean"]],
                        [float(v) for v in data["std"]], [str(v) for v in data["class_names"]],
-                       str(data.get("task", "classification")))
+                       str(data.get("task", "classification")), float(data.get("crop_pct", 1.0)))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"{where} lacks cnnkit's preprocessing metadata ({e}); export it with "
                              "`cnnkit export`") from e
@@ -70,7 +72,7 @@ class Runtime:
     def read_image(self, path: str | Path) -> Any:
         """One image file, decoded for this model (ImageError if it cannot be read)."""
         c, h, w = self.info.input_shape
-        return load_image(path, c, (h, w))
+        return load_image(path, c, (h, w), crop_pct=self.info.crop_pct)
 
     def batch(self, images: list[Any]) -> np.ndarray:
         """What `read_image` gave, as the float32 batch `run` takes."""
@@ -206,7 +208,8 @@ def _info_from_props(props: dict[str, str], path: Path) -> ModelInfo:
 
 
 def _info_from_meta(meta: BundleMeta) -> ModelInfo:
-    return ModelInfo(list(meta.input_shape), list(meta.mean), list(meta.std), list(meta.class_names), meta.task)
+    return ModelInfo(list(meta.input_shape), list(meta.mean), list(meta.std), list(meta.class_names), meta.task,
+                     meta.crop_pct)
 
 
 def _require(module: str, runtime: str, missing_ok: bool) -> bool:
@@ -303,7 +306,7 @@ def open_runtime(path: str | Path, runtime: str | None = None, *, device: str = 
         if not extra["cnnkit.json"]:
             raise ModelError(f"{path} has no cnnkit.json inside; export it with `cnnkit export --format torchscript`")
         return TorchRuntime(model, ModelInfo.from_dict(json.loads(extra["cnnkit.json"]), path), device)
-    model, meta = load_bundle(path, device=device)
+    model, meta = load_model(path, device=device)  # a run, a bundle or a pretrained model's name
     if runtime == "torch":
         return TorchRuntime(model, _info_from_meta(meta), device)
     if not _require("onnxruntime" if runtime == "onnxruntime" else "cv2", runtime, missing_ok):

@@ -19,8 +19,9 @@ from ..data.dataset import ImageArrays
 from ..data.images import load_image
 from ..data.loader import TensorLoader
 from ..errors import ConfigError
-from ..fileio import write_json, write_text
-from ..models.bundle import BundleMeta, find_bundle, load_bundle
+from ..fileio import safe_name, write_json, write_text
+from ..models.bundle import BundleMeta, find_bundle, is_bundle_path
+from ..models.resolve import load_model
 from .gradcam import GradCam, grad_cam
 from .handwork import WorkedValue, conv_params, work_conv_value, worked_markdown
 from .pictures import Grid, save_grid, save_heatmap, save_input
@@ -82,9 +83,13 @@ def pick_position(output: torch.Tensor) -> tuple[int, int, int]:
 
 def explain_model(model_path: str | Path, image_path: str | Path, *, class_: str | int | None = None,
                   out: str | Path | None = None, max_maps: int = 64) -> Explanation:
-    """Explain one prediction of a run or bundle; writes PNGs and explain.md into `out`."""
-    model, meta = load_bundle(model_path)
-    default_out = find_bundle(model_path).parent / "explain" / Path(image_path).stem
+    """Explain one prediction of a run, a bundle or a pretrained model's name (`efficientnet-lite0`);
+    writes PNGs and explain.md into `out` (default: explain/ beside the bundle, or ./explain/NAME/)."""
+    model, meta = load_model(model_path)
+    if is_bundle_path(model_path, found=False):
+        default_out = find_bundle(model_path).parent / "explain" / Path(image_path).stem
+    else:
+        default_out = Path("explain") / safe_name(str(model_path)) / Path(image_path).stem
     return explain(model, meta, image_path, class_=class_, out=Path(out) if out else default_out,
                    max_maps=max_maps)
 
@@ -93,7 +98,7 @@ def explain(model: nn.Module, meta: BundleMeta, image_path: str | Path, *, class
             out: Path, max_maps: int = 64) -> Explanation:
     model.eval()
     c, h, w = meta.input_shape
-    raw = load_image(image_path, c, (h, w))
+    raw = load_image(image_path, c, (h, w), crop_pct=meta.crop_pct)
     x = normalize(raw[None], meta)
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():

@@ -39,6 +39,9 @@ class BundleMeta:
     std: list[float]
     summary: dict[str, Any] = field(default_factory=dict)
     task: str = "classification"  # what the outputs mean (cnnkit/tasks/); bundles without it are classifiers
+    # A photo is resized to input size / crop_pct, then centre-cropped (ImageNet weights: 224 of 256).
+    # 1.0 (every bundle cnnkit trains): the photo is fitted straight to the input size.
+    crop_pct: float = 1.0
     format: str = FORMAT
     version: int = VERSION
 

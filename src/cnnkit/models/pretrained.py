@@ -23,7 +23,8 @@ from torch import nn
 from ..errors import BundleError, ModelError
 from . import sources_torchvision
 from .adapt import TransferNet, adapt_in_channels, first_conv, strip_classifier
-from .bundle import META, find_bundle, is_bundle_path, load_bundle, read_meta
+from .bundle import META, BundleMeta, find_bundle, is_bundle_path, load_bundle, read_meta
+from .packaged import ALIASES
 from .records import ArchRecord, PretrainedInfo, TransferPlan
 from .registry import register_source
 
@@ -42,7 +43,7 @@ def library(source: str):
 
 def base_record(model: str) -> dict[str, Any]:
     """Where the backbone comes from: {"source": tv|timm|bundle, ...}."""
-    model = model.strip()
+    model = ALIASES.get(model.strip(), model.strip())
     if is_bundle_path(model):
         folder = find_bundle(model)
         meta = read_meta(folder)
@@ -105,6 +106,19 @@ def load_partial(model: nn.Module, state: dict[str, torch.Tensor], origin: str) 
     return sorted(set(state) - set(fits))
 
 
+SCRATCH = ("none", "random")
+
+
+def transfer_weights(model: str, weights: str | None) -> str | None:
+    """The weights `finetune` asks for: unsaid, a library model's ImageNet weights (the guide's step 1,
+    as Keras's weights="imagenet" and fastai do) and a run or bundle's own; none/random: from scratch."""
+    if weights is not None and weights.lower() in SCRATCH:
+        return None
+    if weights is None and base_record(model)["source"] != "bundle":
+        return "imagenet"
+    return weights
+
+
 def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Module, PretrainedInfo]:
     """The pretrained network (classifier still on), first conv for `in_chans` channels; (model, info)."""
     source = base["source"]
@@ -138,6 +152,45 @@ def _backbone(base: dict, *, in_chans: int, weights: str | None) -> tuple[nn.Mod
         raise ModelError(f"unknown pretrained source {source!r}")
     adapted = adapt_in_channels(model, in_chans)
     return model, info.replace(adapted_channels=adapted) if adapted else info
+
+
+def pretrained_classifier(model: str, weights: str = "imagenet") -> tuple[nn.Module, BundleMeta]:
+    """A pretrained library model as its library made it, classifier included, with the preprocessing
+    its weights were trained with: what predict, explain and export take for a name instead of a bundle
+    (`cnnkit predict efficientnet-lite0 cat.png`)."""
+    base = base_record(model)
+    source, name = base["source"], base.get("name", "")
+    if source == "tv":
+        net, info = sources_torchvision.build(name, weights=weights)
+    elif source == "timm":
+        net, info = library("timm").build(name, in_chans=3, weights=weights, classifier=True)
+    else:
+        raise ModelError(f"{model}: predict, explain and export take a run, a bundle, or a tv:/timm: model with "
+                         "its ImageNet classifier; finetune other sources first (`cnnkit finetune --model ...`)")
+    num_classes = _out_features(net)
+    size = info.recommended_size or (224, 224)
+    meta = BundleMeta(ArchRecord(source, name), [3, *size], imagenet_class_names(num_classes),
+                      list(info.mean or (0.485, 0.456, 0.406)), list(info.std or (0.229, 0.224, 0.225)),
+                      summary={"pretrained": info.loaded, "model": model}, crop_pct=info.crop_pct)
+    net.cnnkit_arch = meta.architecture
+    return net.eval(), meta
+
+
+def _out_features(net: nn.Module) -> int:
+    """The classes of a library classifier: its last linear layer's outputs (timm's and torchvision's)."""
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise ModelError(f"{type(net).__name__} has no linear classifier to read its classes from")
+    return last[-1].out_features
+
+
+def imagenet_class_names(num_classes: int) -> list[str]:
+    """The 1,000 ImageNet-1k class names (torchvision's list, in the index order every library uses)."""
+    if num_classes == 1000:
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+        return list(_IMAGENET_CATEGORIES)
+    return [f"class {i}" for i in range(num_classes)]
 
 
 def _weights_file(weights: str | None) -> Path | None:

@@ -74,6 +74,7 @@ class PretrainedInfo:
     min_size: Size | None = None  # the smallest input it takes; smaller images are resized up to it
     recommended_size: Size | None = None  # the size the weights were trained at
     exact_size: bool = False  # it takes only min_size (a cnnkit spec model: dense layers sized for its input)
+    crop_pct: float = 1.0  # photos were resized to recommended_size / crop_pct, then centre-cropped (224 of 256)
     url: str | None = None
     adapted_channels: str | None = None  # what was done to the first convolution for the data's channels
     rebuild_name: str | None = None  # the name a bundle rebuilds it under, when not the one asked for

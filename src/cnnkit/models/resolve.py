@@ -8,12 +8,14 @@ directory. This lives in models/ because bundles do; nn/summary.py stays free of
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..nn.spec import looks_like_spec
-from .bundle import is_bundle_path, load_bundle
+from .bundle import BundleMeta, is_bundle_path, load_bundle
 from .records import ArchRecord
 from .registry import create_model, spec_model
 
@@ -88,6 +90,18 @@ def library_model(prefix: str, name: str, input_shape: Shape) -> nn.Module:
     if not hasattr(model, "cnnkit_arch"):
         model.cnnkit_arch = ArchRecord(prefix, name)
     return model
+
+
+def load_model(target: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, BundleMeta]:
+    """(model in eval mode, meta) for a run or bundle, or for a pretrained model's name
+    (`efficientnet-lite0`, `tv:resnet18`, `timm:NAME`) with its own ImageNet classifier and weights:
+    what predict, explain and export run."""
+    if is_bundle_path(target, found=False):
+        return load_bundle(target, device=device)
+    from .pretrained import pretrained_classifier
+
+    model, meta = pretrained_classifier(str(target))
+    return model.to(device), meta
 
 
 def resolve_model(target: str, *, input_shape: str | Shape | None = None,

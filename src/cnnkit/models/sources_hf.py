@@ -282,7 +282,7 @@ def _build(transformers, name: str, *, in_chans: int, weights: str | None) -> tu
                                                           f"the Hugging Face cache ({name})")
     else:
         model = auto.from_config(config)
-        loaded = f"hf:{name} with random weights (no --weights given)"
+        loaded = f"hf:{name} with random weights (--weights none)"
     backbone = HFBackbone(model.float())
     # No weights, no normalisation or training size of theirs to follow; the smallest input still holds.
     preprocessing = _preprocessing(name, config_folder, config) if weights else {}

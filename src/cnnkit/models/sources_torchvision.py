@@ -121,12 +121,14 @@ def build(name: str, *, weights: str | None = None) -> tuple[nn.Module, Pretrain
     kwargs = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     model = tvm.get_model(name, weights=None, **kwargs)
     if not weights:
-        return model, PretrainedInfo(f"tv:{name} with random weights (no --weights given)")
+        return model, PretrainedInfo(f"tv:{name} with random weights (--weights none)")
     state, w = load_weights(name, weights)
     state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.") and not k.startswith("aux")}
     model.load_state_dict(state)
     t = w.transforms()
     crop = tuple(t.crop_size) * 2 if len(t.crop_size) == 1 else tuple(t.crop_size)
-    return model, PretrainedInfo(f"tv:{name} weights {w} from {cache_path(w.url)}", mean=tuple(t.mean),
+    resize = getattr(t, "resize_size", None)
+    return model, PretrainedInfo(f"tv:{name} ImageNet weights {w} from {cache_path(w.url)}", mean=tuple(t.mean),
                                  std=tuple(t.std), min_size=tuple(w.meta.get("min_size", (1, 1))),
-                                 recommended_size=crop, url=w.url)
+                                 recommended_size=crop, url=w.url,
+                                 crop_pct=min(crop) / min(resize) if resize else 1.0)

@@ -28,7 +28,7 @@ from ..errors import CnnkitError, ConfigError, TrainingError
 from ..fileio import write_yaml
 from ..models.adapt import TransferNet
 from ..models.bundle import save_bundle
-from ..models.pretrained import base_record, build_transfer
+from ..models.pretrained import base_record, build_transfer, transfer_weights
 from ..settings import field_names
 from ..train.checkpoint import read_checkpoint
 from ..train.config import TrainConfig, dataclass_from_dict
@@ -162,7 +162,7 @@ def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, ru
     # Steps 1 and 3: load the pretrained network, take its classifier off, add what the data needs.
     try:
         net, info = build_transfer(str(model), input_shape=splits.input_shape, num_classes=splits.num_classes,
-                                   weights=weights, head=head, input_size=input_size)
+                                   weights=transfer_weights(str(model), weights), head=head, input_size=input_size)
         stages = plan(strategy, net.block_groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=options.lr_ratio,
                       freeze_until=options.freeze_until, freeze_epochs=options.freeze_epochs)
     except CnnkitError:
@@ -226,7 +226,8 @@ def finetune_summary(model: str | None = None, data: str | DataSplits | None = N
         splits = select_classes(splits, parse_classes(options.classes) if options.classes else None,
                                 options.per_class, seed=cfg.seed)
     net, info = build_transfer(options.model, input_shape=splits.input_shape, num_classes=splits.num_classes,
-                               weights=options.weights, head=options.head, input_size=options.input_size)
+                               weights=transfer_weights(options.model, options.weights), head=options.head,
+                               input_size=options.input_size)
     stages = plan(options.strategy, net.block_groups, epochs=cfg.epochs, lr=cfg.lr, lr_ratio=options.lr_ratio,
                   freeze_until=options.freeze_until, freeze_epochs=options.freeze_epochs)
     parts = [f"{info.loaded}; block groups: {', '.join(net.block_groups)}"]

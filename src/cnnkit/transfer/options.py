@@ -20,7 +20,9 @@ class TransferOptions:
     model: str | None = setting(None, "tv:NAME, timm:NAME, hf-hub:ORG/NAME, hf:ORG/NAME, keras:NAME, a run "
                                       "directory or a bundle", metavar="MODEL_OR_RUN_OR_BUNDLE")
     strategy: str = setting("fine-tune", "how to freeze and unfreeze", choices=STRATEGIES)
-    weights: str | None = setting(None, "imagenet, a weights enum name, a .safetensors/.pth file or a run directory")
+    weights: str | None = setting(None, "imagenet (the default: the source's ImageNet weights; a run or bundle "
+                                        "brings its own), none or random to start from scratch, a weights enum "
+                                        "name, a .safetensors/.pth file or a run directory")
     head: str | None = setting(None, "extra head layers in the spec language, e.g. 'dense256,relu,dropout0.3'")
     freeze_until: str | None = setting(None, "freeze: first N block groups, or up to a group (inclusive)",
                                        metavar="LAYER_OR_N")
