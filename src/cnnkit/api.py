@@ -202,8 +202,10 @@ def summary(model: str, input: str | tuple[int, int, int] | None = None, *, batc
         >>> cnnkit.summary("conv32-3,relu,maxpool2,flatten,dense10", input="1x28x28").total_params  # doctest: +SKIP
         54410
     """
-    from .models.resolve import resolve_model
+    from .models.resolve import resolve_model, weights_note
     from .nn.summary import summarize
 
     net, input_shape = resolve_model(model, input_shape=input, num_classes=classes)
-    return summarize(net, input_shape, batch_size=batch_size)
+    result = summarize(net, input_shape, batch_size=batch_size)
+    result.notes.append(weights_note(model))
+    return result

@@ -202,7 +202,7 @@ def _models_setup(p):
 @command("models", "the model registry: built-ins and other sources", _models_setup)
 def _models_run(args) -> int:
     from .api import list_models
-    from .models.registry import missing_extra
+    from .models.registry import WEIGHTS_HERE, missing_extra
 
     rows = list_models(args.pattern, source=args.source, pretrained=True if args.pretrained else None)
     if not rows:
@@ -213,6 +213,10 @@ def _models_run(args) -> int:
     width = max(len(r[0]) for r in rows)
     for name, source, description in rows:
         print(f"{name:<{width}}  {source:<8}  {description}")
+    if args.pretrained:
+        here = sum(WEIGHTS_HERE in r[2] for r in rows)
+        print(f"\n{here} of {len(rows)} have their weights on this machine {WEIGHTS_HERE}; the others download "
+              "on first use (or say where to put the file when offline)")
     return 0
 
 

@@ -95,10 +95,11 @@ def test_an_old_cnnkit_json_still_loads(tmp_path):
     net.eval()
     with torch.no_grad():
         assert torch.equal(model(x), net(x))
-    # Written again, the file says the same (and now names its task: an old bundle is a classifier).
+    # Written again, the file says the same (and now names its task: an old bundle is a classifier;
+    # and its crop: none, the image is fitted straight to the input size).
     save_bundle(model, tmp_path / "again", read_meta(tmp_path / "ft"))
     again = json.loads((tmp_path / "again" / "cnnkit.json").read_text())
-    assert again == {**old, "task": "classification"}
+    assert again == {**old, "task": "classification", "crop_pct": 1.0}
 
 
 @pytest.mark.parametrize("bad", ["resnet-small", {"source": "spec"}, {"name": "x"}, {"source": 1, "name": "x"},

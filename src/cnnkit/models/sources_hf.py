@@ -30,7 +30,8 @@ from ..errors import ModelError
 from ..nn.spec import pair
 from .adapt import BackboneAdapter, adapt_in_channels, first_conv
 from .records import PretrainedInfo
-from .sources_timm import hf_cache_hint, hub_cache
+from .registry import WEIGHTS_HERE
+from .sources_timm import hf_cache_hint, hub_cache, hub_cached
 
 PREFIX = "hf"
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -83,8 +84,8 @@ def _quiet(transformers):
 def lister(pattern: str) -> list[tuple[str, str, bool]]:
     if importlib.util.find_spec("transformers") is None:  # (importing it only to list would cost 0.3 s)
         return []
-    rows = [(f"{PREFIX}:{hub_id}", f"transformers {what}, ImageNet-1k weights (Hugging Face hub)", True)
-            for hub_id, what in CHECKPOINTS.items()]
+    rows = [(f"{PREFIX}:{hub_id}", f"transformers {what}, ImageNet-1k weights (Hugging Face hub)"
+             + (f" {WEIGHTS_HERE}" if hub_cached(hub_id) else ""), True) for hub_id, what in CHECKPOINTS.items()]
     return [r for r in rows if fnmatch.fnmatch(r[0], pattern) or fnmatch.fnmatch(r[0][len(PREFIX) + 1:], pattern)]
 
 

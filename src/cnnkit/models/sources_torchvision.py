@@ -20,6 +20,7 @@ from torch import nn
 from ..data.sources import offline
 from ..errors import ModelError
 from .records import PretrainedInfo
+from .registry import WEIGHTS_HERE
 
 PREFIX = "tv"
 IMAGENET = ("imagenet", "default", "pretrained", "DEFAULT")
@@ -44,8 +45,10 @@ def lister(pattern: str) -> list[tuple[str, str, bool]]:
         full = f"{PREFIX}:{name}"
         if not (fnmatch.fnmatch(full, pattern) or fnmatch.fnmatch(name, pattern)):
             continue
-        members = [w.name for w in get_model_weights(name)]
-        rows.append((full, f"torchvision; weights: {', '.join(members) or 'none'}", bool(members)))
+        weights = list(get_model_weights(name))
+        here = [w.name for w in weights if cache_path(w.url).is_file()]
+        rows.append((full, f"torchvision; weights: {', '.join(w.name for w in weights) or 'none'}"
+                     + (f" {WEIGHTS_HERE}: {', '.join(here)}" if here else ""), bool(weights)))
     return rows
 
 
