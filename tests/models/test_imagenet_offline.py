@@ -156,3 +156,15 @@ def test_models_pretrained_marks_what_is_on_this_machine(lite0_file, capsys):
     assert "[weights on this machine]" in lite0
     assert any("have their weights on this machine" in line for line in lines)
 
+
+
+def test_evaluate_on_photos_labelled_with_some_imagenet_classes(photos, lite0_file, tmp_path):
+    import shutil
+
+    for split in ("train", "val", "test"):
+        for label, photo in (("tabby", "chelsea.png"), ("espresso", "coffee.png")):
+            (tmp_path / "photos" / split / label).mkdir(parents=True)
+            shutil.copy(photos / photo, tmp_path / "photos" / split / label)
+    result = cnnkit.evaluate("efficientnet-lite0", str(tmp_path / "photos"), out=tmp_path / "eval")
+    assert result["accuracy"] == 1.0 and result["images"] == 2
+    assert (tmp_path / "eval" / "evaluation.json").is_file()

@@ -12,8 +12,9 @@ from ..data.dataset import ImageArrays, load_dataset
 from ..data.loader import TensorLoader, make_loader
 from ..device import pick_device
 from ..errors import CnnkitError
-from ..fileio import write_json
-from ..models.bundle import BundleMeta, find_bundle, load_bundle
+from ..fileio import safe_name, write_json
+from ..models.bundle import BundleMeta, find_bundle, is_bundle_path
+from ..models.resolve import load_model
 from ..tasks.base import get_task
 
 
@@ -22,7 +23,7 @@ def evaluate_bundle(path: str | Path, data: str | None = None, *, out: str | Pat
     """The task's test metrics and pictures (classification: accuracy, per-class precision/recall/F1,
     a confusion matrix PNG) on a test split; also written to `out`/evaluation.json."""
     dev = pick_device(device)
-    model, meta = load_bundle(path, device=dev)
+    model, meta = load_model(path, device=dev)  # a run, a bundle, or a pretrained model's name
     name = data or meta.summary.get("dataset")
     if not name:
         raise CnnkitError("the bundle does not say which dataset it was trained on; pass --data NAME")
@@ -32,11 +33,21 @@ def evaluate_bundle(path: str | Path, data: str | None = None, *, out: str | Pat
     loader = make_loader(test, batch_size=batch_size, mean=tuple(meta.mean), std=tuple(meta.std), device=dev)
     outputs, targets = _predict_all(model, loader)
     class_names = meta.class_names
+    if list(splits.class_names) != list(class_names) and set(splits.class_names) <= set(class_names):
+        # Photos labelled with some of the model's classes (a folder `tabby/`, `espresso/` for an ImageNet
+        # model): scored among those classes only, the dataset's order kept.
+        columns = [list(class_names).index(name) for name in splits.class_names]
+        outputs, class_names = outputs[:, columns], list(splits.class_names)
     if list(splits.class_names) != list(class_names):
         raise CnnkitError(f"the model's classes ({', '.join(class_names[:4])}, ...) are not those of {name} "
                           f"({', '.join(splits.class_names[:4])}, ...); evaluate on the dataset it was "
                           "trained on, or fine-tune it first (`cnnkit finetune`)")
-    out_dir = Path(out) if out else find_bundle(path).parent / "evaluate"
+    if out:
+        out_dir = Path(out)
+    elif is_bundle_path(path, found=False):
+        out_dir = find_bundle(path).parent / "evaluate"
+    else:
+        out_dir = Path("evaluate") / safe_name(str(path))
     result = get_task(meta.task).evaluate_report(outputs, targets, class_names, dataset=name, out_dir=out_dir)
     write_json(out_dir / "evaluation.json", result)
     return result
