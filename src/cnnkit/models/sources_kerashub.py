@@ -42,8 +42,9 @@ INSTALL = INSTALL_COMMANDS[PREFIX]
 # What `save_to_preset` writes for an image classifier (KerasHub 0.32), the two first ones required.
 PRESET_FILES = ("config.json", "model.weights.h5", "metadata.json", "task.json", "task.weights.h5",
                 "preprocessor.json", "image_converter.json")
-# The smallest input side a backbone takes (its valid-padded convolutions), where 32 is not enough.
-MIN_SIDE = {"XceptionBackbone": 71}
+# The smallest input side given to a backbone that takes any size: the CNNs downsample 32 times (KerasHub's
+# Xception pads "same" after its stem, so unlike keras:Xception it needs no 71x71).
+MIN_SIDE = 32
 PRETRAINED = ("imagenet", "default", "pretrained")
 
 
@@ -239,15 +240,14 @@ def build(name: str, *, in_chans: int, weights: str | None = None) -> tuple[nn.M
     except (ValueError, OSError, KeyError, TypeError) as e:  # no image classifier, a damaged .h5, a bad config
         raise ModelError(f"kerashub:{name}: KerasHub cannot load the preset in {folder} "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
-    removed = (f"the KerasHub classifier `{classifier.name}` ({classifier.units} classes)" if classifier_task else
-               f"no classifier: the preset has none (its backbone with KerasHub's {type(task).__name__} pooling)")
+    removed = classifier.name if classifier_task else \
+        f"{classifier.name} (the head KerasHub's {type(task).__name__} adds; the preset has no classifier)"
     backbone = KerasBackbone(model, name=name, in_chans=in_chans, bgr=False, source=PREFIX, removed=removed)
     _, height, width, _ = task.inputs[0].shape
     if height and width:  # a fixed input (ViT's position embeddings): that size and no other
         sizes = {"min_size": (height, width), "recommended_size": (height, width), "exact_size": True}
     else:
-        side = MIN_SIDE.get(type(task.backbone).__name__, 32)
-        sizes = {"min_size": (side, side)}
+        sizes = {"min_size": (MIN_SIDE, MIN_SIDE)}
     preprocessing = _normalisation(keras_hub, folder) if weights else {}
     if sizes.get("exact_size"):
         preprocessing.pop("recommended_size", None)
