@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps 'keras-hub>=0.32,<0.33'  # without TensorFlow: see pyproject's [kerashub]
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed ## train the embedded default (digits, a small CNN) into runs/

@@ -195,7 +195,7 @@ def _datasets_run(args) -> int:
 
 def _models_setup(p):
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. 'res*'")
-    p.add_argument("--source", help="only this source: builtin, tv, timm, hf-hub, hf, keras, run")
+    p.add_argument("--source", help="only this source: builtin, tv, timm, hf-hub, hf, keras, kerashub, run")
     p.add_argument("--pretrained", action="store_true", help="only models that come with pretrained weights")
 
 

@@ -33,11 +33,12 @@ Shape = tuple[int, int, int]
 # Sources whose `build(name, *, in_chans, weights) -> (backbone, PretrainedInfo)` loads the weights through the
 # library's own mechanism and adapts the first convolution itself; `lister(pattern)` feeds `cnnkit
 # models`. Imported on first use: each library is an optional extra.
-LIBRARY_SOURCES = {"timm": "sources_timm", "hf": "sources_hf", "keras": "sources_keras"}
+LIBRARY_SOURCES = {"timm": "sources_timm", "hf": "sources_hf", "keras": "sources_keras",
+                   "kerashub": "sources_kerashub"}
 
 
 def library(source: str):
-    """The module of a library source (sources_timm, sources_hf, sources_keras)."""
+    """The module of a library source (sources_timm, sources_hf, sources_keras, sources_kerashub)."""
     return importlib.import_module(f".{LIBRARY_SOURCES[source]}", __package__)
 
 

@@ -77,7 +77,11 @@ def register_source(prefix: str, factory, lister) -> None:
 
 # The Python package a library source needs, and the cnnkit extra that installs it.
 _EXTRAS = {"timm": ("timm", "timm"), "hf-hub": ("timm", "timm"), "hf": ("transformers", "hf"),
-           "keras": ("keras", "keras")}
+           "keras": ("keras", "keras"), "kerashub": ("keras_hub", "kerashub")}
+# Where `pip install 'cnnkit[EXTRA]'` is not the whole story: every keras-hub release requires tensorflow-text
+# (so TensorFlow) on Linux and macOS, which its image classifiers never import; it goes in without its
+# dependencies, and the kerashub extra lists the ones it does use.
+INSTALL_COMMANDS = {"kerashub": "pip install 'cnnkit[kerashub]' && pip install --no-deps 'keras-hub>=0.32,<0.33'"}
 
 
 def source_names() -> list[str]:
@@ -102,7 +106,7 @@ def missing_extra(source: str | None) -> str | None:
             return None
     except (ImportError, ValueError):
         pass
-    return f"{source} models need the {extra} extra: pip install 'cnnkit[{extra}]'"
+    return f"{source} models need the {extra} extra: " + INSTALL_COMMANDS.get(source, f"pip install 'cnnkit[{extra}]'")
 
 
 def check_source(source: str | None) -> None:

@@ -48,7 +48,7 @@ class LibraryClassifier(nn.Module):
 
 # Sources whose models come from a pretrained library: without --classes they keep the library's
 # own classifier (1,000 classes for an ImageNet model), as the library itself builds them.
-LIBRARY_PREFIXES = ("tv", "timm", "hf-hub", "hf", "keras")
+LIBRARY_PREFIXES = ("tv", "timm", "hf-hub", "hf", "keras", "kerashub")
 
 
 def library_model(prefix: str, name: str, input_shape: Shape) -> nn.Module:

@@ -93,8 +93,20 @@ def family(name: str) -> tuple[str, int, int]:
 
 
 def _stage(layer_name: str) -> str | None:
-    match = re.match(r"(.*?(?:stage_?\d+|block_?\d+|conv\d+(?![a-z\d])|dense_?block\d+))", layer_name)
+    """The stage a layer belongs to, from its name (`stack_?N` is KerasHub's ResNet: stack0_block1_conv)."""
+    match = re.match(r"(.*?(?:stage_?\d+|stack_?\d+|block_?\d+|conv\d+(?![a-z\d])|dense_?block\d+))",
+                     layer_name)
     return match.group(1) if match else None
+
+
+def ordered_layers(model) -> list:
+    """The layers of a Keras model, input to output, nested models opened (a KerasHub backbone sits
+    inside its classifier as one layer); a composite layer (a block class) stays one entry."""
+    out = []
+    for layer in model.layers:
+        inner = getattr(layer, "layers", None)
+        out.extend(ordered_layers(layer) if isinstance(inner, list) and inner else [layer])
+    return out
 
 
 def weights_dir() -> Path:
@@ -164,9 +176,14 @@ def lister(pattern: str) -> list[tuple[str, str, bool]]:
 
 
 class KerasBackbone(BackboneAdapter, nn.Module):
-    """A Keras Application (include_top=False, global average pooling) as an NCHW -> features module."""
+    """A Keras model that ends in a feature vector (a Keras Application built with include_top=False and
+    global average pooling, a KerasHub classifier cut before its last Dense) as an NCHW -> features module.
 
-    def __init__(self, model, *, name: str, in_chans: int, bgr: bool) -> None:
+    `source` and `name` say what it is (`keras:ResNet50`, `kerashub:resnet_18_imagenet`), `removed` what
+    was taken off to get the features."""
+
+    def __init__(self, model, *, name: str, in_chans: int, bgr: bool, source: str = PREFIX,
+                 removed: str = "the Keras top (built with include_top=False, pooling='avg')") -> None:
         super().__init__()
         # The Keras model stays out of the torch module tree: its own parameter names are its layer
         # names, which Keras numbers from a process-wide counter (conv2d_94), so a second build in the
@@ -177,14 +194,18 @@ class KerasBackbone(BackboneAdapter, nn.Module):
         self.__dict__["keras_model"] = model
         values = [v.value for v in model.variables]
         if not all(isinstance(t, nn.Parameter) and t.is_leaf for t in values):  # see build(): built on the CPU
-            raise ModelError(f"keras:{name}: Keras made its variables on another device; cnnkit could not take "
-                             "them over as parameters")
+            raise ModelError(f"{source}:{name}: Keras made its variables on another device; cnnkit could not "
+                             "take them over as parameters")
         self.params = nn.ParameterDict({f"{i:04d}_{v.name}": v.value for i, v in enumerate(model.variables)})
         self.name = name
         self.in_chans = in_chans
         self.bgr = bgr
+        self.source = source
+        self.removed = removed
         self.num_features = int(model.output_shape[-1])
-        self._batchnorms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+        # Every BatchNormalization, also those inside nested models and composite block layers.
+        self._batchnorms = [layer for layer in model._flatten_layers(include_self=False)
+                            if type(layer).__name__ == "BatchNormalization"]
 
     def _names(self, layer) -> list[str]:
         """The parameter names (in this module) of a Keras layer's trainable variables (even when frozen)."""
@@ -193,7 +214,7 @@ class KerasBackbone(BackboneAdapter, nn.Module):
                 and v.dtype.startswith("float") and id(v.value) in own]
 
     def cnnkit_strip_classifier(self) -> tuple[int, str]:
-        return self.num_features, "the Keras top (built with include_top=False, pooling='avg')"
+        return self.num_features, self.removed
 
     def cnnkit_groups(self) -> list[tuple[str, list[str]]]:
         """Stages from the layer names (conv2_block1_* -> conv2, block_3_* -> block_3, *_stage_1_* ...).
@@ -201,7 +222,7 @@ class KerasBackbone(BackboneAdapter, nn.Module):
         Layers with no stage in their name join the group before them (the stem when first); a
         network whose names say nothing (Inception's conv2d_N) is cut into five even parts.
         """
-        weighted = [(layer.name, self._names(layer)) for layer in self.keras_model.layers]
+        weighted = [(layer.name, self._names(layer)) for layer in ordered_layers(self.keras_model)]
         weighted = [(n, ps) for n, ps in weighted if ps]
         groups: list[tuple[str, list[str]]] = []
         for layer_name, names in weighted:
@@ -254,7 +275,7 @@ class KerasBackbone(BackboneAdapter, nn.Module):
         A plain deepcopy would give the copied Keras model one set of tensors and the copied
         ParameterDict another, so the copy would compute with weights nothing ever updates."""
         twin = KerasBackbone(copy.deepcopy(self.keras_model, memo), name=self.name, in_chans=self.in_chans,
-                             bgr=self.bgr)
+                             bgr=self.bgr, source=self.source, removed=self.removed)
         with torch.no_grad():
             for (_, mine), (_, theirs) in zip(self.params.items(), twin.params.items(), strict=True):
                 theirs.copy_(mine)
@@ -264,7 +285,7 @@ class KerasBackbone(BackboneAdapter, nn.Module):
         return twin
 
     def extra_repr(self) -> str:
-        return f"keras:{self.name}, {self.num_features} features, {self.in_chans}-channel input"
+        return f"{self.source}:{self.name}, {self.num_features} features, {self.in_chans}-channel input"
 
 
 def _offline_error(name: str, url: str | None, reason: str) -> ModelError:

@@ -17,8 +17,8 @@ STRATEGIES = ("feature-extractor", "freeze", "full", "gradual", "fine-tune")
 class TransferOptions:
     """The options of `cnnkit finetune` besides the training ones (saved as the run's transfer.yaml)."""
 
-    model: str | None = setting(None, "tv:NAME, timm:NAME, hf-hub:ORG/NAME, hf:ORG/NAME, keras:NAME, a run "
-                                      "directory or a bundle", metavar="MODEL_OR_RUN_OR_BUNDLE")
+    model: str | None = setting(None, "tv:NAME, timm:NAME, hf-hub:ORG/NAME, hf:ORG/NAME, keras:NAME, "
+                                      "kerashub:PRESET, a run directory or a bundle", metavar="MODEL_OR_RUN_OR_BUNDLE")
     strategy: str = setting("fine-tune", "how to freeze and unfreeze", choices=STRATEGIES)
     weights: str | None = setting(None, "imagenet (the default: the source's ImageNet weights; a run or bundle "
                                         "brings its own), none or random to start from scratch, a weights enum "
