@@ -28,22 +28,13 @@ from pathlib import Path
 
 from ..errors import DiskFullError, Interrupted, OutOfMemoryError
 from . import runlock
+from .rundir import shown_path
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def signal_name(signum: int) -> str:
     return "SIGINT (Ctrl-C)" if signum == signal.SIGINT else signal.Signals(signum).name
-
-
-def shown_path(path: Path) -> str:
-    """`path` as the user would type it here: relative to the working folder when inside it."""
-    path = Path(path)
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # another drive (Windows)
-        return str(path)
-    return rel if not rel.startswith("..") else str(path)
 
 
 class RunGuard:

@@ -50,6 +50,16 @@ def point_latest(run_dir: Path) -> None:
         write_text(run_dir.parent / "latest.txt", run_dir.name + "\n")
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` as the user would type it here: relative to the working folder when inside it."""
+    path = Path(path)
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return rel if not rel.startswith("..") else str(path)
+
+
 def discard_run_dir(run_dir: Path) -> None:
     """Remove a run directory that never trained (a model that could not be built), and its latest link."""
     import shutil

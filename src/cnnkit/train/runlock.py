@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 
 from ..errors import RunBusyError
+from .rundir import shown_path
 
 LOCK_NAME = ".lock"
 
@@ -43,7 +44,7 @@ def acquire(run_dir: Path) -> None:
             os.close(fd)
             who = f"process {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "another process"
             stop = f"stop it with `kill -INT {holder[0]}` (it writes a checkpoint first)" if holder else "stop it"
-            raise RunBusyError(f"{run_dir} is in use by {who}, which is still writing it; wait for it "
+            raise RunBusyError(f"{shown_path(run_dir)} is in use by {who}, which is still writing it; wait for it "
                                f"to end or {stop}, then try again") from e
         # The holder before us unlinks the file as it releases it (release()); if that happened
         # between our open and our flock, we hold a file no one else will open: take the new one.

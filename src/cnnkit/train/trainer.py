@@ -377,7 +377,9 @@ class Trainer:
     def out_of_memory(self, error: BaseException, x: torch.Tensor, y: torch.Tensor, step: int) -> OutOfMemoryError:
         """The error for a training batch that does not fit, with a batch size that does (found by
         halving: train/memory.py; [distributed] not tried, a lone rank's backward would wait for peers)."""
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if len(first) > 160:  # allocator messages run long: keep whole words
+            first = first[:160].rsplit(" ", 1)[0] + " ..."
         traceback.clear_frames(error.__traceback__)  # its frames hold the failed step's tensors
         free_memory(self)
         if distributed.world_size() > 1:
