@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CNNKIT := $(BIN)/cnnkit
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint pytest bench clean
+.PHONY: help demo test lint pytest soak bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ pytest: $(VENV)/.installed-dev ## the test suite only
 	$(BIN)/python -m pytest
 
 test: lint pytest ## lint, then the whole test suite (what CI runs)
+
+soak: $(VENV)/.installed-dev ## the short kill -9 soak (3 kills, ~40 s); the full one: python benchmarks/faults.py
+	$(BIN)/python -m pytest -m soak
 
 bench: $(VENV)/.installed-dev ## the benchmarks of benchmarks/ (minutes; results go to docs/benchmarks.md)
 	$(BIN)/python benchmarks/run_all.py

@@ -47,6 +47,10 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
           live: bool | None = None, log=print, **overrides: Any) -> RunResult:
     """Train a model and write a run directory; returns its path and summary.
 
+    Ctrl-C or SIGTERM (in the main thread) lets the current step finish, writes a checkpoint and
+    raises `cnnkit.errors.Interrupted`, whose message names the run; `resume=run_dir` continues it
+    (docs/training.md, "Faults a run survives").
+
     Examples:
         >>> import cnnkit
         >>> run = cnnkit.train(data="digits", epochs=3)          # doctest: +SKIP

@@ -4,7 +4,8 @@ The flags of train, finetune and lr-find are derived from the settings dataclass
 TransferOptions, LRFindOptions) by cnnkit/settings.py: a setting is declared once, in its field.
 
 A user error (CnnkitError) prints one or two lines and exits 2; `--debug` shows
-the traceback instead.
+the traceback instead. A run stopped by Ctrl-C or SIGTERM prints how to resume it and exits
+130 or 143 (128 + the signal's number, as a shell reports it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from .errors import CnnkitError
+from .errors import CnnkitError, Interrupted
 from .settings import add_flags, flag_values, from_flags
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -297,7 +298,8 @@ def _export_run(args) -> int:
 
 # The TrainConfig fields `cnnkit finetune` takes (the rest of its flags are TransferOptions').
 FINETUNE_TRAINING = ("data", "epochs", "batch_size", "lr", "weight_decay", "limit", "seed", "device", "out",
-                     "name", "augment", "optimizer", "schedule", "amp")
+                     "name", "augment", "optimizer", "schedule", "amp", "checkpoint_every", "deterministic",
+                     "tensorboard")
 
 
 def _finetune_setup(p):
@@ -413,13 +415,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.verb][2](args)
+    except Interrupted as e:  # Ctrl-C or SIGTERM during a run: not an error, a stop (train/guard.py)
+        if args.debug:
+            raise
+        print(e, file=sys.stderr)
+        return e.exit_code
     except CnnkitError as e:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; a run can continue with `cnnkit train --resume RUN`", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C outside a run's training (loading data, lr-find, export, ...)
+        print("interrupted", file=sys.stderr)
         return 130
 
 

@@ -1,7 +1,7 @@
 """The errors a user can cause. Each message says what is wrong and what to do.
 
-The CLI prints a `CnnkitError` in one or two lines and exits with status 2;
-anything else is a bug and shows its traceback.
+The CLI prints a `CnnkitError` in one or two lines and exits with status 2 (an
+`Interrupted` run: 130 or 143); anything else is a bug and shows its traceback.
 """
 
 
@@ -43,3 +43,26 @@ class ImageError(CnnkitError):
 
 class TrainingError(CnnkitError):
     """Training that cannot go on (a NaN loss, a run that cannot be resumed)."""
+
+
+class Interrupted(TrainingError):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run (train/faults.py); the message says how to resume.
+
+    The CLI exits with 128 + the signal's number (130, 143), as a shell reports a signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class RunBusyError(TrainingError):
+    """Another living process holds the run directory's lock (train/runlock.py)."""
+
+
+class DiskFullError(CnnkitError):
+    """A file could not be written: its disk (or the user's quota) is full."""
+
+
+class OutOfMemoryError(TrainingError):
+    """A training batch does not fit in the device's memory."""

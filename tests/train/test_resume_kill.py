@@ -100,6 +100,7 @@ def test_sigkill_left_only_whole_checkpoints(kill_and_resume, tmp_path):
     _, after_kill, returncode, _ = kill_and_resume
     assert returncode == -signal.SIGKILL
     assert not [p for p in after_kill if p.name.endswith(".tmp")], "a temporary file was left behind"
+    assert Path(".lock") in after_kill  # the killed run's lock file stays, stale: the resume was not refused
     checkpoint = after_kill[Path("last/checkpoint.pt")]
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(checkpoint)

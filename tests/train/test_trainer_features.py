@@ -159,10 +159,9 @@ def test_checkpoint_write_is_atomic_when_saving_fails(tmp_path, monkeypatch):
     ckpt.save_checkpoint(path, model, opt, sched, scaler, TrainState(epoch=1))
     good = path.read_bytes()
 
-    def half_write(obj, f):
-        with open(f, "wb") as fh:
-            fh.write(b"PK\x03\x04 half")
-        raise OSError("disk full")
+    def half_write(obj, f):  # f: the temporary file, open (checkpoint.save_checkpoint says why)
+        f.write(b"PK\x03\x04 half")
+        raise OSError("the disk went away")
 
     monkeypatch.setattr(ckpt.torch, "save", half_write)
     with pytest.raises(OSError):

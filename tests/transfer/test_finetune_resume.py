@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from cnnkit.cli import main
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, Interrupted
 from cnnkit.models.bundle import BundleMeta, save_bundle
 from cnnkit.models.registry import create_model
 from cnnkit.train.checkpoint import read_checkpoint
@@ -117,3 +120,31 @@ def test_one_tensorboard_log_numbers_epochs_across_stages(donor, tmp_path):
     events = EventAccumulator(str(files[0]))
     events.Reload()
     assert [e.step for e in events.Scalars("accuracy/val")] == [1, 2, 3, 4]  # 4 stages of one epoch each
+
+
+class SignalAt:
+    """Sends SIGTERM to this process after `step` of the third epoch (gradual: stage 3)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, trainer, step, steps, loss, score) -> None:
+        if trainer.state.epoch == 2 and step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_stops_a_stage_with_a_checkpoint_and_names_finetunes_resume(donor, references, tmp_path):
+    reference = references("gradual")
+    with pytest.raises(Interrupted) as info:
+        finetune(str(donor), "digits", out=str(tmp_path), name="signalled", callbacks=[SignalAt(2)], **OPTIONS)
+    run = tmp_path / "signalled"
+    assert info.value.exit_code == 143
+    assert str(info.value) == ("stopped by SIGTERM once the step in progress was done; the last checkpoint "
+                               f"(epoch 2, step 2) is intact in {run / 'last'}: continue with "
+                               f"`cnnkit finetune --resume {run}`")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finetune(None, resume=str(run), log=lambda *a: None)
+    assert (run / "metrics.csv").read_bytes() == (reference.run_dir / "metrics.csv").read_bytes()
+    a = load_file(run / "last" / "model.safetensors")
+    b = load_file(reference.run_dir / "last" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

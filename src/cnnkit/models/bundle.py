@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ..errors import BundleError
@@ -61,8 +62,11 @@ def save_bundle(model: nn.Module, folder: str | Path, meta: BundleMeta) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
-    with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT})
+    # Serialised here and written by Python: safetensors' own file writer (Rust) reports a full
+    # disk as a SafetensorError without its errno, which fileio.atomic_path needs to say so.
+    data = safetensors_bytes(state, metadata={"format": FORMAT})
+    with atomic_path(folder / WEIGHTS, needed=len(data)) as tmp:
+        tmp.write_bytes(data)
     _write_meta(folder, meta)
     return folder
 

@@ -33,8 +33,31 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state, ema=
         "state": dataclasses.asdict(state),
         "ema": ema.state_dict() if ema is not None else None,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a Python file object: torch.save given a path writes from C++, where a full disk
+    # becomes a RuntimeError without its errno (fileio.atomic_path needs it to say "disk full").
+    with atomic_path(path, needed=lambda: serialized_size(payload)) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
+
+
+class _ByteCounter:
+    """A file-like sink that keeps only the number of bytes written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def serialized_size(payload: dict) -> int:
+    """The bytes torch.save writes for `payload`, counted without keeping them (for a full disk's message)."""
+    counter = _ByteCounter()
+    torch.save(payload, counter)
+    return counter.size
 
 
 def read_checkpoint(path: Path) -> dict:

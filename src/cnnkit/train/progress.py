@@ -37,10 +37,14 @@ class EpochPrinter:
         if self._progress is not None:
             self._progress.update(self._task, completed=step, stats=f"loss {loss:.4f} {self.metric} {score:.4f}")
 
-    def on_epoch_end(self, trainer, r) -> None:
+    def close(self) -> None:
+        """Stop the live bar (a run that stopped mid-epoch prints its message after it)."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def on_epoch_end(self, trainer, r) -> None:
+        self.close()
         self.write(
             f"epoch {r.epoch:>3}/{self.epochs}  loss {r.train_loss:.4f}  {self.metric} {r.train_score:.4f}  "
             f"val_loss {r.val_loss:.4f}  val_{self.metric} {r.val_score:.4f}  "

@@ -21,12 +21,13 @@ from torch import nn
 
 from ..data.dataset import DataSplits, load_dataset
 from ..errors import CnnkitError, ConfigError
-from ..fileio import read_yaml, write_json, write_yaml
+from ..fileio import read_yaml, remove_temporaries, write_json, write_yaml
 from ..models.bundle import BundleMeta, load_bundle, save_bundle, set_summary
 from ..models.registry import create_model
 from ..tasks.base import get_task
-from . import distributed
+from . import distributed, runlock
 from .config import TrainConfig
+from .guard import RunGuard
 from .progress import EpochPrinter
 from .recipes import apply_recipe
 from .rundir import discard_run_dir, find_run, new_run_dir, point_latest, write_metrics
@@ -105,27 +106,40 @@ def start_run(
     **overrides: Any,
 ) -> tuple[TrainConfig, DataSplits, Path, torch.device]:
     """Resolve the config, load the data (or take `splits`), seed, pick the device and make (or find)
-    the run directory."""
+    the run directory, and take its lock (train/runlock.py; given back by the RunGuard the caller
+    holds around the training: train/guard.py)."""
     log = distributed.main_only(log)  # [distributed] only rank 0 prints
     run_dir: Path | None = None
-    if resume is not None:
-        run_dir = find_run(resume)
-        if (run_dir / "summary.json").is_file():  # written last, when the test set has been evaluated
-            raise ConfigError(f"{run_dir} has finished (its summary.json is written): there is nothing to "
-                              f"resume; `cnnkit evaluate {run_dir}` tests it again")
-        config, overrides = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml")), {}
-        log(f"resuming {run_dir}")
-    config, data, origin = prepare(config, splits=splits, log=log, **overrides)
-    device = distributed.init(config.device)  # [distributed] = pick_device, + process group under torchrun
-    if run_dir is None and distributed.is_main():  # [distributed] rank 0 makes it, the others get its path
-        run_dir = new_run_dir(config.out, data.name, config.name)
-        write_yaml(run_dir / "config.yaml", config.to_dict())
-        point_latest(run_dir)
-    run_dir = distributed.broadcast_object(run_dir)
-    config = distributed.scale_lr(config, log)  # [distributed] --scale-lr; config.yaml keeps the base lr
-    log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images "
-        f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes ({origin})")
-    return config, data, run_dir, device
+    try:
+        if resume is not None:
+            run_dir = find_run(resume)
+            if distributed.is_main():  # [distributed] rank 0 writes the run, so rank 0 holds it
+                runlock.acquire(run_dir)  # a process still writing it: refused here, before anything is read
+                stale = remove_temporaries(run_dir)  # the run is ours now: a killed writer's half files go
+                if stale:
+                    log(f"removed {len(stale)} temporary file(s) left by the stopped process: "
+                        f"{', '.join(str(p.relative_to(run_dir)) for p in stale)}")
+            if (run_dir / "summary.json").is_file():  # written last, when the test set has been evaluated
+                raise ConfigError(f"{run_dir} has finished (its summary.json is written): there is nothing to "
+                                  f"resume; `cnnkit evaluate {run_dir}` tests it again")
+            config, overrides = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml")), {}
+            log(f"resuming {run_dir}")
+        config, data, origin = prepare(config, splits=splits, log=log, **overrides)
+        device = distributed.init(config.device)  # [distributed] = pick_device, + process group under torchrun
+        if run_dir is None and distributed.is_main():  # [distributed] rank 0 makes it, the others get its path
+            run_dir = new_run_dir(config.out, data.name, config.name)
+            runlock.acquire(run_dir)
+            write_yaml(run_dir / "config.yaml", config.to_dict())
+            point_latest(run_dir)
+        run_dir = distributed.broadcast_object(run_dir)
+        config = distributed.scale_lr(config, log)  # [distributed] --scale-lr; config.yaml keeps the base lr
+        log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test images "
+            f"of {'x'.join(map(str, data.input_shape))}, {data.num_classes} classes ({origin})")
+        return config, data, run_dir, device
+    except BaseException:
+        if run_dir is not None:
+            runlock.release(run_dir)  # no RunGuard holds the run yet to give it back
+        raise
 
 
 class MetricsWriter:
@@ -227,22 +241,24 @@ def run_training(config: TrainConfig | dict | None = None, *, resume: str | Path
     """`cnnkit train`: start (or resume) a run, build the model, fit, test and write the run directory."""
     log = distributed.main_only(log)  # [distributed] only rank 0 prints
     config, data, run_dir, device = start_run(config, resume=resume, log=log, **overrides)
-    try:
-        model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    except CnnkitError:
-        if resume is None:
-            discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
-        raise
-    log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
-        f"run directory {run_dir}")
-    trainer = make_trainer(model, data, config, device, run_dir, live=live, log=log)
-    if resume is not None:
-        trainer.resume()
-        if distributed.is_main():  # a stop between checkpoint and CSV would leave a row out
-            write_metrics(run_dir, trainer.state.history, trainer.task.metrics_columns)
-        log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
-    with distributed.supervise(trainer):  # [distributed] a lost peer -> TrainingError saying how to resume
-        trainer.fit()
-    return finish_run(trainer, log=log)
+    with RunGuard(run_dir, "train", log=log) as guard:  # Ctrl-C, SIGTERM, full disk, OOM: train/guard.py
+        try:
+            model = create_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes)
+        except CnnkitError:
+            if resume is None:
+                discard_run_dir(run_dir)  # nothing was trained: leave no empty run behind
+            raise
+        log(f"model {config.model}: {count_parameters(model):,} parameters; device {device}; "
+            f"run directory {run_dir}")
+        trainer = make_trainer(model, data, config, device, run_dir, live=live, log=log)
+        if resume is not None:
+            trainer.resume()
+            if distributed.is_main():  # a stop between checkpoint and CSV would leave a row out
+                write_metrics(run_dir, trainer.state.history, trainer.task.metrics_columns)
+            log(f"continuing after epoch {trainer.state.epoch}, step {trainer.state.step_in_epoch}")
+        guard.watch(trainer)
+        with distributed.supervise(trainer):  # [distributed] a lost peer -> TrainingError saying how to resume
+            trainer.fit()
+        return finish_run(trainer, log=log)
 
 

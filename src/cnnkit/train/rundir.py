@@ -22,14 +22,19 @@ def new_run_dir(out: str | Path, dataset: str, name: str | None = None) -> Path:
     out = Path(out)
     base = name or f"{dataset.replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     candidate, n = out / base, 2
-    while candidate.exists():
-        candidate, n = out / f"{base}-{n}", n + 1
     try:
-        candidate.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
+        while True:
+            # mkdir either makes the folder or fails because it exists: two runs started in the
+            # same second cannot both take one name (an exists() check before it could).
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                candidate, n = out / f"{base}-{n}", n + 1
     except OSError as e:  # --out names a file, or a folder we may not write to
         raise ConfigError(f"cannot make the run directory {candidate} ({e.strerror or e}); "
                           "give --out a folder you can write to") from e
-    return candidate
 
 
 def point_latest(run_dir: Path) -> None:
@@ -43,6 +48,16 @@ def point_latest(run_dir: Path) -> None:
         os.replace(tmp, link)
     except OSError:  # no symlinks here (some Windows setups): a plain file naming the run
         write_text(run_dir.parent / "latest.txt", run_dir.name + "\n")
+
+
+def shown_path(path: str | Path) -> str:
+    """`path` as the user would type it here: relative to the working folder when inside it."""
+    path = Path(path)
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return rel if not rel.startswith("..") else str(path)
 
 
 def discard_run_dir(run_dir: Path) -> None:

@@ -22,13 +22,20 @@ CPU, where reading costs nothing), which is also where a NaN/inf loss is caught;
 a checkpoint is only written after checking that the loss and the weights are
 finite, so the last checkpoint is always a good one. Why the defaults (bf16
 autocast, channels_last) are what they are: docs/training.md.
+
+Faults: `trainer.interrupt` (set by train/guard.py's signal handler) makes the loop write a
+checkpoint after the current step and raise `Interrupted`; a batch that does not fit in memory
+raises `OutOfMemoryError` with a batch size that does (train/memory.py). Both leave the last
+checkpoint as it was written.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import signal
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +45,14 @@ from torch import nn
 
 from ..data.dataset import DataSplits
 from ..data.loader import TensorLoader, make_loader
-from ..errors import TrainingError
+from ..errors import Interrupted, OutOfMemoryError, TrainingError
 from ..tasks.base import Task, get_task
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .ema import ModelEma
+from .guard import signal_name
+from .memory import batch_size_that_fits, free_memory, is_out_of_memory
 from .optim import make_optimizer, make_scheduler
 
 
@@ -172,7 +181,9 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.save_bundle = save_bundle
         self.stop_training = False
-        self._last_good = "none yet"
+        self.last_good: str | None = None  # where the last checkpoint was taken, for messages
+        self.fitting = False  # inside fit(): a signal can wait for the current step to end
+        self.interrupt: int | None = None  # a signal number: checkpoint after this step, then stop
 
     def _augment(self):
         from ..data.augment import get_augment
@@ -223,13 +234,13 @@ class Trainer:
         if distributed.is_main():  # [distributed] only rank 0 writes
             save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler, self.scaler, state,
                             ema=self.ema)
-        self._last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
+        self.last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
 
     def resume(self, payload: dict | None = None) -> None:
         self.state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.scheduler,
                                      self.scaler, ema=self.ema, payload=payload)
         distributed.adapt_resumed_state(self)  # [distributed] map steps to this world size
-        self._last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
+        self.last_good = f"epoch {self.state.epoch}, step {self.state.step_in_epoch}"
 
     def check_finite(self, loss: float | None = None) -> None:
         """Stop with a clear message if the loss or any weight is NaN/inf (the last checkpoint stays good)."""
@@ -243,7 +254,7 @@ class Trainer:
         if bad:
             raise TrainingError(
                 f"{bad} in epoch {self.state.epoch + 1}; training stopped. The last good checkpoint "
-                f"({self._last_good}) is kept in {self.checkpoint_path.parent}. Lower --lr (now "
+                f"({self.last_good or 'none yet'}) is kept in {self.checkpoint_path.parent}. Lower --lr (now "
                 f"{self.config.lr:g}) or set --grad-clip 1.0, then start again (or --resume)."
             )
 
@@ -257,26 +268,48 @@ class Trainer:
         cfg = self.config
         if epochs is not None:
             self.start_stage(epochs, param_groups, name=stage)
-        while (self.state.epoch < self.stage_end and not self.stop_training
-               and not self.state.stopped_early):
-            epoch = self.state.epoch
-            result = self.train_epoch(epoch)
-            self.check_finite(result.train_loss)
-            result.val_loss, result.val_score = self.evaluate(self.val_loader)
-            self.state.history.append(result.row())
-            self.state.epoch, self.state.step_in_epoch, self.state.partial = epoch + 1, 0, {}
-            if result.val_score > self.state.best_val_score:
-                self.state.best_val_score, self.state.best_epoch = result.val_score, epoch + 1
+        self.fitting = True
+        try:
+            while (self.state.epoch < self.stage_end and not self.stop_training
+                   and not self.state.stopped_early):
+                epoch = self.state.epoch
+                result = self.train_epoch(epoch)
+                self.check_finite(result.train_loss)
+                result.val_loss, result.val_score = self.evaluate(self.val_loader)
+                self.state.history.append(result.row())
+                self.state.epoch, self.state.step_in_epoch, self.state.partial = epoch + 1, 0, {}
+                if result.val_score > self.state.best_val_score:
+                    self.state.best_val_score, self.state.best_epoch = result.val_score, epoch + 1
+                    if self.save_bundle:
+                        self.save_bundle(self.eval_model, self.run_dir / "best")
+                elif cfg.patience and epoch + 1 - self.state.best_epoch >= cfg.patience:
+                    self.state.stopped_early = True  # saved in the checkpoint: a resume does not restart it
                 if self.save_bundle:
-                    self.save_bundle(self.eval_model, self.run_dir / "best")
-            elif cfg.patience and epoch + 1 - self.state.best_epoch >= cfg.patience:
-                self.state.stopped_early = True  # saved in the checkpoint: a resume does not restart it
-            if self.save_bundle:
-                self.save_bundle(self.eval_model, self.run_dir / "last")
-            self.save_checkpoint()
-            self.fire("on_epoch_end", result)
-            self.stop_training = distributed.any_rank(self.stop_training)  # [distributed] stop together
+                    self.save_bundle(self.eval_model, self.run_dir / "last")
+                self.save_checkpoint()
+                self.fire("on_epoch_end", result)
+                self.stop_training = distributed.any_rank(self.stop_training)  # [distributed] stop together
+                if self.stop_requested():  # a signal during the last step, validation or the writes
+                    raise self.interrupted()
+        finally:
+            self.fitting = False
+        # A signal between the last check and `fitting = False` waited for a step that never came.
+        if self.interrupt is not None:
+            raise self.interrupted()
         return self.state
+
+    def stop_requested(self, sync: bool = True) -> bool:
+        """Has a signal asked the loop to stop (train/guard.py sets `interrupt`)? [distributed] The
+        ranks agree on it at the steps where they read their sums back (`sync`), so that all of
+        them checkpoint and stop at the same step."""
+        if distributed.world_size() == 1:
+            return self.interrupt is not None
+        return sync and distributed.any_rank(self.interrupt is not None)
+
+    def interrupted(self) -> Interrupted:
+        """The error that ends a run stopped by a signal, once its checkpoint is written."""
+        signum = self.interrupt or signal.SIGTERM  # [distributed] a peer was signalled, not this rank
+        return Interrupted(f"stopped by {signal_name(signum)} once the step in progress was done", signum)
 
     def train_epoch(self, epoch: int) -> EpochResult:
         self.model.train()
@@ -299,23 +332,34 @@ class Trainer:
         for step, (x, y) in enumerate(loader.iterate(start_step), start=start_step):
             if self.global_step % trace_every == 0:
                 self.state.lr_trace.append([self.global_step, self.optimizer.param_groups[0]["lr"]])
-            loss, score = self.train_step(x, y)
+            try:
+                loss, score = self.train_step(x, y)
+            except Exception as e:  # only out-of-memory errors become a message
+                if not is_out_of_memory(e):
+                    raise
+                raise self.out_of_memory(e, x, y, step) from e
             loss_sum += loss * len(y)
             score_sum += score
             sums["seen"] += len(y)
-            checkpoint_now = every and (step + 1) % every == 0 and step + 1 < steps
-            if (step + 1) % self.sync_every == 0 or step + 1 == steps or checkpoint_now:
+            sync = (step + 1) % self.sync_every == 0 or step + 1 == steps
+            if sync:
                 sums["loss"], sums["score"] = loss_sum.item(), score_sum.item()
                 self.check_finite(sums["loss"])
             self.fire("on_step", step + 1, steps, sums["loss"] / max(sums["seen"], 1),
                       sums["score"] / max(sums["seen"], 1))
-            if checkpoint_now:
+            # Asked after the callbacks, so a signal that came during one still counts for this step.
+            stop = self.stop_requested(sync)
+            if ((every and (step + 1) % every == 0) or stop) and step + 1 < steps:
+                sums["loss"], sums["score"] = loss_sum.item(), score_sum.item()
+                self.check_finite(sums["loss"])  # only a finite state is checkpointed
                 now = time.perf_counter()
                 sums["seconds"] += now - tic
                 self.state.train_seconds += now - tic
                 self.state.step_in_epoch, self.state.partial = step + 1, dict(sums)
                 self.save_checkpoint()
                 tic = time.perf_counter()  # the checkpoint's write is not training time
+                if stop:
+                    raise self.interrupted()
         sums["loss"], sums["score"] = loss_sum.item(), score_sum.item()
         elapsed = time.perf_counter() - tic
         sums["seconds"] += elapsed
@@ -329,6 +373,24 @@ class Trainer:
             images_per_second=sums["seen"] / max(sums["seconds"], 1e-9),
             metric=self.task.metric, stage=self.stage_name,
         )
+
+    def out_of_memory(self, error: BaseException, x: torch.Tensor, y: torch.Tensor, step: int) -> OutOfMemoryError:
+        """The error for a training batch that does not fit, with a batch size that does (found by
+        halving: train/memory.py; [distributed] not tried, a lone rank's backward would wait for peers)."""
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if len(first) > 160:  # allocator messages run long: keep whole words
+            first = first[:160].rsplit(" ", 1)[0] + " ..."
+        traceback.clear_frames(error.__traceback__)  # its frames hold the failed step's tensors
+        free_memory(self)
+        if distributed.world_size() > 1:
+            fits, how = len(x) // 2, "half of it may"
+        else:
+            fits, how = batch_size_that_fits(self, x, y), "found by halving"
+        advice = (f"--batch-size {fits} fits ({how}): start again with it" if fits else
+                  "not even a batch of 1 fits: use a smaller --model or --device cpu")
+        return OutOfMemoryError(
+            f"out of memory on {self.device} with a batch of {len(x)} (epoch {self.state.epoch + 1}, "
+            f"step {step + 1}: {first}); {advice}")
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (mean loss, the batch's summed score) as 0-d tensors on the device."""

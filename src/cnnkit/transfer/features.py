@@ -30,7 +30,8 @@ def _fingerprint(model: nn.Module, data: DataSplits) -> str:
 @torch.no_grad()
 def embeddings(model: TransferNet, data: DataSplits, device: torch.device, log=print) -> dict[str, torch.Tensor]:
     """Backbone features of every split, cached in $CNNKIT_HOME/embeddings/<fingerprint>.safetensors."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+    from safetensors.torch import save as safetensors_bytes
 
     path = cnnkit_home() / "embeddings" / f"{_fingerprint(model, data)}.safetensors"
     if path.is_file():
@@ -46,8 +47,9 @@ def embeddings(model: TransferNet, data: DataSplits, device: torch.device, log=p
             labels.append(y.cpu())
         out[f"{split_name}_x"], out[f"{split_name}_y"] = torch.cat(feats), torch.cat(labels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in out.items()}, str(tmp))
+    blob = safetensors_bytes({k: v.contiguous() for k, v in out.items()})  # written by Python: a full
+    with atomic_path(path, needed=len(blob)) as tmp:  # disk is then a DiskFullError (fileio.atomic_path)
+        tmp.write_bytes(blob)
     log(f"embeddings: {len(out['train_x']):,} x {out['train_x'].shape[1]} features cached in {path}")
     return out
 

@@ -32,6 +32,7 @@ from ..models.pretrained import base_record, build_transfer, transfer_weights
 from ..settings import field_names
 from ..train.checkpoint import read_checkpoint
 from ..train.config import TrainConfig, dataclass_from_dict
+from ..train.guard import RunGuard
 from ..train.run import RunResult, bundle_meta, finish_run, make_trainer, prepare, start_run
 from ..train.rundir import discard_run_dir, write_metrics
 from ..train.trainer import EpochResult
@@ -104,8 +105,9 @@ def finetune(
         cfg, splits, run_dir, device = start_run(config, splits=data, log=log, model=options.model, **overrides)
     else:
         cfg, splits, run_dir, device = start_run(config, log=log, model=options.model, data=data, **overrides)
-    write_yaml(run_dir / "transfer.yaml", dataclasses.asdict(options))
-    return _transfer(options, cfg, splits, run_dir, device, callbacks=callbacks, live=live, log=log)
+    with RunGuard(run_dir, "finetune", log=log) as guard:  # Ctrl-C, SIGTERM, full disk, OOM: train/guard.py
+        write_yaml(run_dir / "transfer.yaml", dataclasses.asdict(options))
+        return _transfer(options, cfg, splits, run_dir, device, guard, callbacks=callbacks, live=live, log=log)
 
 
 def transfer_options(model: str | None, options: TransferOptions | None,
@@ -143,12 +145,13 @@ def _resume(resume: str | Path, *, callbacks, live, log) -> RunResult:
         raise ConfigError(f"{folder} fitted a scikit-learn classifier in one go: there is nothing to resume; "
                           "run the command again")
     cfg, splits, run_dir, device = start_run(None, resume=folder, log=log)
-    return _transfer(options, cfg, splits, run_dir, device, callbacks=callbacks, live=live, log=log,
-                     resume=True)
+    with RunGuard(run_dir, "finetune", log=log) as guard:
+        return _transfer(options, cfg, splits, run_dir, device, guard, callbacks=callbacks, live=live, log=log,
+                         resume=True)
 
 
-def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, run_dir: Path, device, *,
-              callbacks, live, log, resume: bool = False) -> RunResult:
+def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, run_dir: Path, device,
+              guard: RunGuard, *, callbacks, live, log, resume: bool = False) -> RunResult:
     """Steps 1-5 on a prepared run: build the transfer model, train its stages (or fit a classifier)."""
     model, weights, head, input_size = options.model, options.weights, options.head, options.input_size
     strategy, classifier = options.strategy, options.classifier
@@ -194,7 +197,7 @@ def _transfer(options: TransferOptions, cfg: TrainConfig, splits: DataSplits, ru
     if classifier:
         result, stage_notes = _fit_classifier(net, splits, cfg, device, run_dir, classifier, live=live, log=log)
     else:
-        result, stage_notes = _train_stages(net, splits, cfg, device, run_dir, stages, live=live, log=log,
+        result, stage_notes = _train_stages(net, splits, cfg, device, run_dir, stages, guard, live=live, log=log,
                                             callbacks=callbacks or [], resume=resume)
     steps[1:1] = [stage_notes[0]]
     steps += stage_notes[1:]
@@ -247,7 +250,7 @@ def _stage_of_checkpoint(state: dict, ends: list[int]) -> int:
 
 
 def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, run_dir: Path,
-                  stages: list[Stage], *, live, log, callbacks: list,
+                  stages: list[Stage], guard: RunGuard, *, live, log, callbacks: list,
                   resume: bool = False) -> tuple[Any, list[tuple[str, str]]]:
     """The stages as repeated fits of one Trainer (fastai's `fine_tune`): each stage freezes what it
     says, then `fit(stage.epochs, param_groups=...)` continues the same TrainState (epochs numbered
@@ -262,6 +265,7 @@ def _train_stages(net: TransferNet, data: DataSplits, cfg: TrainConfig, device, 
     first = _stage_of_checkpoint(checkpoint["state"], ends) if checkpoint else 0
     trainer = make_trainer(net, data, cfg.updated(epochs=ends[-1]), device, run_dir, live=live, log=log)
     trainer.callbacks += callbacks  # e.g. a test's probe of what is frozen at every step
+    guard.watch(trainer)  # a signal during a stage's fit now finishes its step and checkpoints
     notes: list[tuple[str, str]] = []
     for i, stage in enumerate(stages):
         net.set_trainable(stage.trainable)
